@@ -1,0 +1,205 @@
+"""Backward liveness over the whole-file CFG, per location, with bitsets (Python ints).
+
+Locations: r1-r15 / r32-r127, banked r16-r31 as `r16@0` / `r16@1`, p1-p63, b0-b7, f2-f127,
+and the ARs, CRs and PSR bits the effects tables name. Rules (primer section 5):
+- a must-write kills, a may-write (predicated, parallel compare, unknown bank) does not;
+- r16-r31 are mapped to the bank in force (machine.track); where the bank is unknown a read
+  reads both banks and a write kills neither;
+- exits take their live set from the ExitPolicy: `rfi`, external symbols, `br.call`
+  summaries, the nested-TLB miss; an unknown target makes everything live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .cfg import CFG
+from .conventions import ExitPolicy, Summary, all_register_locations
+from .effects import effects_of
+from .ir import Instruction, PvCall
+from .machine import MState, track
+from .pveffects import pv_effects
+
+
+class Universe:
+    """Location name <-> bit number."""
+
+    def __init__(self, names: list[str]):
+        self.bit: dict[str, int] = {}
+        self.names: list[str] = []
+        for n in names:
+            self.index(n)
+
+    def index(self, name: str) -> int:
+        b = self.bit.get(name)
+        if b is None:
+            b = self.bit[name] = len(self.names)
+            self.names.append(name)
+        return b
+
+    def mask(self, names) -> int:
+        m = 0
+        for n in names:
+            m |= 1 << self.index(n)
+        return m
+
+    def decode(self, mask: int) -> list[str]:
+        out = []
+        i = 0
+        while mask:
+            if mask & 1:
+                out.append(self.names[i])
+            mask >>= 1
+            i += 1
+        return out
+
+    @property
+    def all(self) -> int:
+        return (1 << len(self.names)) - 1
+
+
+def bank_names(loc: str, bank: int | None) -> list[str]:
+    """`r17` in bank 0 -> [`r17@0`]; in an unknown bank -> both."""
+    if loc[0] == "r" and loc[1:].isdigit() and 16 <= int(loc[1:]) <= 31:
+        return [f"{loc}@{bank}"] if bank is not None else [f"{loc}@0", f"{loc}@1"]
+    return [loc]
+
+
+@dataclass
+class Liveness:
+    cfg: CFG
+    policy: ExitPolicy
+    universe: Universe
+    states: list[MState | None]
+    use: list[int]
+    kill: list[int]
+    live_in: dict  # node -> mask
+    live_out: dict  # node -> mask
+    why_all: dict = field(default_factory=dict)  # node -> reason it makes everything live
+
+    def live_after(self, pos: int) -> int:
+        """Locations live right after code position `pos`."""
+        b = self.cfg.blocks[self.cfg.block_of[pos]]
+        live = self.live_out[b.id]
+        for p in reversed(b.items):
+            if p == pos:
+                return live
+            live = (live & ~self.kill[p]) | self.use[p]
+        raise AssertionError("position not in its block")
+
+    def live_before(self, pos: int) -> int:
+        return (self.live_after(pos) & ~self.kill[pos]) | self.use[pos]
+
+    def names(self, mask: int) -> list[str]:
+        return self.universe.decode(mask)
+
+
+def instruction_sets(s, state: MState | None) -> tuple[set[str], set[str]]:
+    """(uses, kills) of one statement, bank-resolved."""
+    eff = pv_effects(s) if isinstance(s, PvCall) else effects_of(s)
+    bank = state.bank if state is not None else None
+    uses: set[str] = set()
+    for loc in eff.reads:
+        uses.update(bank_names(loc, bank))
+    kills: set[str] = set()
+    for loc in eff.must_writes:
+        names = bank_names(loc, bank)
+        if len(names) == 1:
+            kills.add(names[0])
+    return uses, kills
+
+
+def node_summary(cfg: CFG, policy: ExitPolicy, node) -> tuple[Summary | None, bool]:
+    """(summary, returns) for a summary node of the CFG."""
+    kind = node[0]
+    if kind == "rfi":
+        return policy.rfi, False
+    if kind == "ext":
+        if node[1] == "@continuation":
+            # `br b0` back to the continuation of a nested miss: the caller's live set flows
+            # through the ("nested", i) node, which reads what we return to; here nothing
+            # beyond the documented outputs is read.
+            return Summary("@continuation", frozenset({"r17@0", "r29@0", "r30@0", "r31@0"}),
+                           origin="nested-TLB-miss return (outputs r17, r29-r31)"), False
+        return policy.symbol(node[1]), False
+    if kind == "call":
+        callee = cfg.graph.nodes[node].get("callee")
+        if callee is not None and callee in cfg.labels:
+            return None, True  # in-file callee: its own blocks are successors via return
+        return policy.call(callee), True
+    if kind == "nested":
+        return policy.nested, True
+    if kind == "unknown":
+        return Summary("unknown", frozenset({"@all"}), origin="control goes where ivtx cannot follow: everything is live"), False
+    raise ValueError(node)
+
+
+def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
+    universe = Universe(all_register_locations())
+    for loc in sorted(policy.context):
+        universe.index(loc)
+    states = track(cfg)
+    code = cfg.code
+    use = [0] * len(code)
+    kill = [0] * len(code)
+    cache: dict = {}
+    for p, s in enumerate(code):
+        key = (id(s), states[p].bank if states[p] is not None else None)
+        uses, kills = instruction_sets(s, states[p])
+        use[p] = universe.mask(uses)
+        kill[p] = universe.mask(kills)
+    del cache
+    g = cfg.graph
+    # node transfer: live_in = gen | (live_out & ~kill)
+    gen: dict = {}
+    kil: dict = {}
+    why_all: dict = {}
+    for n in g.nodes:
+        if isinstance(n, int):
+            gm, km = 0, 0
+            for p in reversed(cfg.blocks[n].items):
+                gm = (gm & ~kill[p]) | use[p]
+                km |= kill[p]
+            gen[n], kil[n] = gm, km
+        else:
+            summ, returns = node_summary(cfg, policy, n)
+            if summ is None:
+                gen[n], kil[n] = 0, 0
+                continue
+            if summ.everything:
+                gen[n] = -1  # filled with universe.all after all locations are known
+                why_all[n] = summ.origin
+            else:
+                gen[n] = universe.mask(summ.live_in)
+            kil[n] = universe.mask(_must_clobbers(summ)) if returns else 0
+    full = universe.all
+    for n, v in gen.items():
+        if v == -1:
+            gen[n] = full
+    # a node's own "kill" for exits that do not return: everything not in gen is dead
+    live_in: dict = {n: 0 for n in g.nodes}
+    live_out: dict = {n: 0 for n in g.nodes}
+    work = list(g.nodes)
+    in_work = set(work)
+    while work:
+        n = work.pop()
+        in_work.discard(n)
+        out = 0
+        for s in g.successors(n):
+            out |= live_in[s]
+        live_out[n] = out
+        new_in = gen[n] | (out & ~kil[n])
+        if new_in != live_in[n]:
+            live_in[n] = new_in
+            for pr in g.predecessors(n):
+                if pr not in in_work:
+                    work.append(pr)
+                    in_work.add(pr)
+    return Liveness(cfg, policy, universe, states, use, kill, live_in, live_out, why_all)
+
+
+def _must_clobbers(summ: Summary) -> set[str]:
+    """Clobbers of a returning summary kill: the callee certainly overwrites... no — a clobber
+    is only *may*-overwritten, so it must not kill. Only the nested-TLB outputs it always
+    writes (r17) would; we stay conservative and kill nothing."""
+    return set()
