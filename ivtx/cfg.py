@@ -211,6 +211,11 @@ def build_cfg(program: Program) -> CFG:
         return block_of[pos] if pos < end else None
 
     def add_edge(a, b, kind: str, **attrs) -> None:
+        """The first kind of edge between two nodes wins (a conditional branch to the next
+        block is both `cond` and `fall`); the others are kept in `also`."""
+        if graph.has_edge(a, b):
+            graph.edges[a, b].setdefault("also", []).append(kind)
+            return
         graph.add_edge(a, b, kind=kind, **attrs)
 
     # --- edges: direct ones first, then indirect branches traced over the direct graph

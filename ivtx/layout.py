@@ -87,6 +87,14 @@ def regions(program: Program) -> list[Region]:
     """Split a program into regions: one per `.org` of a vector table, one per other code run."""
     stmts = program.statements
     labels = {s.name for s in stmts if isinstance(s, Label) and not s.local}
+    # tables: labels that `.org LABEL+OFF` directives are relative to. Code between the
+    # table label and the first `.org` is entry 0 (Linux writes no `.org ia64_ivt+0`).
+    tables = set()
+    for s in stmts:
+        if isinstance(s, Directive) and s.name == ".org" and s.args:
+            t = _org_target(s, labels)
+            if t is not None:
+                tables.add(t[0])
     out: list[Region] = []
     section = ".text"
     stack: list[str] = []
@@ -134,9 +142,11 @@ def regions(program: Program) -> list[Region]:
                 continue
         if cur is None:
             cur = Region(section, section, i, i)
+        if isinstance(s, Label) and not s.local and s.name in tables:
+            close(i)
+            cur = Region(f"{s.name}+0x0000", section, i + 1, i + 1, vector=0, offset=0, slot=BIG_SLOT, table=s.name)
+            continue
         if isinstance(s, Label) and not s.local:
-            if cur.is_vector and s.name == cur.table:
-                continue
             if not cur.labels:
                 cur.name = s.name  # the entry label names the region
             cur.labels.append(s.name)

@@ -31,7 +31,7 @@ class PvOp:
         raise ValueError(arg)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity (lru_cache keys)
 class Catalog:
     ops: dict[str, PvOp]
     source: str

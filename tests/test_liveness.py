@@ -1,0 +1,146 @@
+"""Focused liveness tests: each builds a tiny handler and derives the expected free set by hand."""
+
+from ivtsrc import Analysed, ivt, vector
+
+RFI_TAIL = "\trfi\n\t;;\n"
+
+
+def test_bank_switch_separates_bank0_from_bank1():
+    # r17 is written in bank 0 and never read there; after bsw.1 the name r17 means
+    # bank-1 r17 (the interrupted context's), so bank-0 r17 is dead at the THASH site.
+    body = "\tmov r17=r0\n\t;;\n\tthash r18=r16\n\t;;\n\tbsw.1\n\t;;\n\tadd r19=r17,r0\n\t;;\n" + RFI_TAIL
+    a = Analysed(ivt(vector(0x2C00, "break_fault", body)))
+    site = a.site("thash")
+    assert "r17" in site.free_gr
+    # r16 (source) and r18 (destination) are operands of the site; everything else of bank 0 is dead
+    assert site.free_gr[:3] == ["r17", "r19", "r20"]
+    assert "r17@1" in a.live_after("thash")
+
+
+def test_without_bank_switch_the_read_keeps_r17_live():
+    body = "\tmov r17=r0\n\t;;\n\tthash r18=r16\n\t;;\n\tnop.m 0\n\t;;\n\tadd r19=r17,r0\n\t;;\n" + RFI_TAIL
+    a = Analysed(ivt(vector(0x2C00, "break_fault", body)))
+    assert "r17" not in a.site("thash").free_gr
+    assert "r17@0" in a.live_after("thash")
+
+
+def test_predicated_write_is_a_may_def():
+    # (p6) mov r20=r0 may not execute: the old r20 reaches the add, so r20 is live at the site;
+    # the predicated instruction also reads p6.
+    body = "\tthash r18=r16\n\t;;\n(p6)\tmov r20=r0\n\t;;\n\tadd r21=r20,r0\n\t;;\n" + RFI_TAIL
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    site = a.site("thash")
+    assert "r20" not in site.free_gr
+    assert "p6" not in site.free_pr
+    assert "r21" in site.free_gr  # written by the add, never read
+
+
+def test_unpredicated_write_kills():
+    body = "\tthash r18=r16\n\t;;\n\tmov r20=r0\n\t;;\n\tadd r21=r20,r0\n\t;;\n" + RFI_TAIL
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r20" in a.site("thash").free_gr
+
+
+def test_mov_pr_mask_writes_exactly_the_masked_predicates():
+    # mask 0x40 selects p6 only (bit i = pi): p6 is overwritten before any read, p7 reaches rfi.
+    body = "\tmov r31=pr\n\t;;\n\tthash r18=r16\n\t;;\n\tmov pr=r31,0x40\n\t;;\n" + RFI_TAIL
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    site = a.site("thash")
+    assert "p6" in site.free_pr
+    assert "p7" not in site.free_pr
+    assert "r31" not in site.free_gr  # read by mov pr=
+
+
+def test_mov_pr_minus_one_restores_p1_to_p63():
+    body = "\tmov r31=pr\n\t;;\n\tthash r18=r16\n\t;;\n\tmov pr=r31,-1\n\t;;\n" + RFI_TAIL
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    free = a.site("thash").free_pr
+    assert {"p1", "p6", "p7", "p15", "p16", "p63"} <= set(free)
+
+
+def test_mov_pr_mask_bit16_selects_all_rotating_predicates():
+    # mask17 bit 16 is sign-extended over p16-p63 (primer section 1)
+    body = "\tmov r31=pr\n\t;;\n\tthash r18=r16\n\t;;\n\tmov pr=r31,0x10000\n\t;;\n" + RFI_TAIL
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    free = set(a.site("thash").free_pr)
+    assert {"p16", "p40", "p63"} <= free
+    assert not ({"p1", "p6", "p15"} & free)
+
+
+NESTED_BODY = """\
+	mov r16=cr.ifa
+	mov r29=b0
+	;;
+	thash r17=r16
+	{ABOVE}
+	;;
+1:	ld8 r18=[r17]
+	;;
+	mov b0=r29
+	;;
+	itc.i r18
+	;;
+	rfi
+	;;
+"""
+
+
+def test_nested_tlb_miss_reads_r31_at_a_continuation_load():
+    # The handler never reads r31, but a nested TLB miss on the load at 1: does (saved pr):
+    # bank-0 r31 must stay live above the load.
+    a = Analysed(ivt(vector(0x0400, "itlb_miss", NESTED_BODY.replace("{ABOVE}", "movl r30=1f"))))
+    assert "r31" not in a.site("thash").free_gr
+    assert "r31@0" in a.live_after("thash")
+
+
+def test_without_continuation_r31_is_free():
+    a = Analysed(ivt(vector(0x0400, "itlb_miss", NESTED_BODY.replace("{ABOVE}", "mov r30=r0"))))
+    assert "r31" in a.site("thash").free_gr
+
+
+def test_unknown_target_makes_everything_live():
+    body = "\tthash r18=r16\n\t;;\n\tbr.sptk.many b6\n\t;;\n"
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    site = a.site("thash")
+    assert site.free_gr == [] and site.free_pr == []
+    assert not site.resolved
+    assert "everything is live" in site.unresolved
+    assert a.cfg.unresolved and "b6" in a.cfg.unresolved[0].reason
+
+
+CONV = """
+context = ["r1-r15", "r32-r127", "r16-r31@1", "p1-p63", "b0-b7"]
+[rfi]
+live_in = ["@context"]
+[nested]
+live_in = ["r16@0", "r29@0", "r30@0", "r31@0"]
+[symbol.my_helper]
+live_in = ["@context", "r20@0"]
+"""
+
+
+def test_summary_from_convention_file():
+    body = "\tthash r18=r16\n\t;;\n\tbr.sptk.many my_helper\n\t;;\n"
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)), conventions=CONV)
+    site = a.site("thash")
+    assert "r20" not in site.free_gr  # my_helper reads bank-0 r20
+    assert "r21" in site.free_gr
+    assert site.resolved
+
+
+def test_unknown_symbol_without_summary_is_everything_live():
+    body = "\tthash r18=r16\n\t;;\n\tbr.sptk.many not_described\n\t;;\n"
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)), conventions=CONV)
+    site = a.site("thash")
+    assert site.free_gr == []
+    assert "not_described" in site.everything_live
+
+
+def test_default_page_fault_summary_keeps_saved_predicates_in_r31():
+    body = "\tmov r31=pr\n\t;;\n\tthash r18=r16\n\t;;\n\tbr.sptk.many page_fault\n\t;;\n"
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    site = a.site("thash")
+    assert "r31" not in site.free_gr
+    assert "r30" in site.free_gr
+    # the predicates are saved in r31, so page_fault does not read them
+    assert "p6" in site.free_pr
