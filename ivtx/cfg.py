@@ -388,7 +388,10 @@ def _resolve_breg(cfg: CFG, pos: int, breg: str) -> str | None:
         while p >= blk.first:
             s = code[p]
             if isinstance(s, PvCall):
-                return None
+                if any(isinstance(a, Reg) and a.name == want for a in s.args):
+                    return None  # a pv op may write its register operands
+                p -= 1
+                continue
             if s.dests and isinstance(s.dests[0], Reg) and s.dests[0].name == want:
                 if s.qp not in (None, "p0") or s.op not in ("mov", "movl"):
                     return None
