@@ -63,6 +63,8 @@ class CFG:
     unresolved: list[Unresolved] = field(default_factory=list)
     continuations: dict[int, str] = field(default_factory=dict)  # load position -> label
     nested_returns: list[int] = field(default_factory=list)  # blocks ending in `br b0` (b0=r30)
+    pending_returns: list = field(default_factory=list)  # (call node, pos) returning through rp
+    infile_calls: list = field(default_factory=list)  # (callee label, call node, pos)
 
     def region_of(self, pos: int) -> Region | None:
         ri = self.region_idx[pos]
@@ -240,6 +242,8 @@ def build_cfg(program: Program) -> CFG:
 
     for b, last in deferred:
         _indirect_edges(cfg, b, last, resolve, add_edge, block_at)
+    _rp_returns(cfg, resolve, add_edge, block_at)
+    _infile_returns(cfg, add_edge, block_at)
 
     # --- the implicit nested-TLB-miss edge: a load at a `movl r30=L` continuation target
     for movl_pos, tp in movl_targets:
@@ -311,8 +315,7 @@ def _branch_edges(cfg: CFG, b: Block, s: Instruction, resolve, add_edge, block_a
         # chk.s r, recovery: branches to recovery code when the NaT is set
         conditional = True
     if ret:
-        node = ("ext", f"return via {breg or 'b0'}")
-        add_edge(b.id, node, "exit")
+        deferred.append((b, s))  # a return, or a jump through a traced b-register
         return conditional
     if target is None and breg is not None:
         deferred.append((b, s))
@@ -336,9 +339,76 @@ def _branch_edges(cfg: CFG, b: Block, s: Instruction, resolve, add_edge, block_a
 
 
 def _add_return(cfg: CFG, node, pos: int, add_edge, block_at) -> None:
-    nxt = block_at(pos + 1)
-    if nxt is not None and cfg.same_flow(pos, pos + 1):
-        add_edge(node, nxt, "return")
+    """Where a call returns. Callees return through rp (b0): with `br.call b0=` that is the
+    next instruction; with another link register (`br.call b6=f`, Linux's "ignore return
+    address" idiom) it is wherever rp was set before the call, traced like any b-register."""
+    callee = cfg.graph.nodes[node].get("callee")
+    if callee is not None and callee in cfg.labels and cfg.labels[callee] < len(cfg.code):
+        # in-file callee: its code is analysed; its br.ret blocks get return edges later
+        add_edge(node, block_at(cfg.labels[callee]), "call-target", target=callee)
+        cfg.infile_calls.append((callee, node, pos))
+        return
+    link = cfg.graph.nodes[node].get("link", "b0")
+    if link == "b0":
+        nxt = block_at(pos + 1)
+        if nxt is not None and cfg.same_flow(pos, pos + 1):
+            add_edge(node, nxt, "return")
+        return
+    cfg.pending_returns.append((node, pos))
+
+
+INTRA = {"fall", "branch", "cond", "indirect"}
+
+
+def _infile_returns(cfg: CFG, add_edge, block_at) -> None:
+    """Connect the `br.ret` blocks of each in-file callee to the return point of every call
+    to it (context-insensitive: a return may go to any caller, which over-approximates)."""
+    g = cfg.graph
+    by_callee: dict[str, list[int]] = {}
+    for callee, node, pos in cfg.infile_calls:
+        by_callee.setdefault(callee, []).append(pos)
+    for callee, call_positions in by_callee.items():
+        entry = cfg.block_of[cfg.labels[callee]]
+        seen = {entry}
+        stack = [entry]
+        rets = []
+        while stack:
+            n = stack.pop()
+            for _, succ, d in g.out_edges(n, data=True):
+                if isinstance(succ, tuple):
+                    if succ[0] == "ext" and succ[1].startswith("return via"):
+                        rets.append((n, succ))
+                    continue
+                if d.get("kind") in INTRA and succ not in seen:
+                    seen.add(succ)
+                    stack.append(succ)
+        for n, ext in rets:
+            g.remove_edge(n, ext)
+            for pos in call_positions:
+                nxt = block_at(pos + 1)
+                if nxt is not None and cfg.same_flow(pos, pos + 1):
+                    add_edge(n, nxt, "return", target=callee)
+                else:
+                    add_edge(n, ("unknown", pos), "unknown")
+        for n in list(g.nodes):
+            if isinstance(n, tuple) and n[0] == "ext" and g.in_degree(n) == 0:
+                g.remove_node(n)
+
+
+def _rp_returns(cfg: CFG, resolve, add_edge, block_at) -> None:
+    for node, pos in cfg.pending_returns:
+        sym = _resolve_breg(cfg, pos, "b0")
+        if sym is None or sym.startswith("@"):
+            add_edge(node, ("unknown", pos), "unknown")
+            cfg.unresolved.append(Unresolved(pos, cfg.code[pos].loc,
+                                             "call with a link register other than rp: return address (rp) not traced"))
+            continue
+        cfg.graph.nodes[node]["returns_to"] = sym
+        tp = resolve(sym, pos)
+        if tp is not None and tp < len(cfg.code):
+            add_edge(node, block_at(tp), "return", target=sym)
+        else:
+            add_edge(node, ("ext", sym), "return", target=sym)
 
 
 def _indirect_edges(cfg: CFG, b: Block, s: Instruction, resolve, add_edge, block_at) -> None:
@@ -347,6 +417,15 @@ def _indirect_edges(cfg: CFG, b: Block, s: Instruction, resolve, add_edge, block
     breg = _branch_reg(s)
     conditional = not _unconditional(s)
     sym = _resolve_breg(cfg, pos, breg)
+    if s.mnemonic.startswith("br.ret"):
+        # `movl r16=2f; mov b0=r16; br.ret b0` is a jump that also resets the frame (Linux's
+        # RSE workaround); otherwise it returns to a caller: an exit, or in-file returns later.
+        tp = resolve(sym, pos) if sym is not None and not sym.startswith("@") else None
+        if tp is not None and tp < len(cfg.code):
+            add_edge(b.id, block_at(tp), "indirect", target=sym, cond=conditional)
+        else:
+            add_edge(b.id, ("ext", f"return via {breg or 'b0'}"), "exit")
+        return
     if s.mnemonic.startswith("br.call"):
         node = ("call", pos)
         callee = None if sym is None or sym.startswith("@") else sym

@@ -34,6 +34,9 @@ def check(a, strict: bool = False) -> list[Finding]:
     for site in a.sites:
         s = cfg.code[site.pos]
         text = statement_text(s)
+        if site.switched:
+            out.append(Finding("note", "switched", f"'{text}' is {site.switched}", s.loc))
+            continue
         if site.kind == "uncatalogued":
             out.append(Finding("error" if strict else "warning", "uncatalogued",
                                f"sensitive instruction '{text}' has no pv op in the catalog", s.loc))
@@ -53,7 +56,7 @@ def check(a, strict: bool = False) -> list[Finding]:
             kind = op.role_kind(role)
             if kind not in ("clob", "pclob"):
                 continue
-            if val in operands:
+            if val in operands and not op.may_alias(role, operands[val]):
                 out.append(Finding("error", "clobber-operand",
                                    f"{op.name}: clobber {val} ({role}) is also its {operands[val]} operand", s.loc))
                 continue

@@ -99,7 +99,7 @@ def analyse(path: str, opts: Options) -> Analysis:
     live = solve(cfg, policy)
     t2 = time.perf_counter()
     sites = find_sites(cfg, opts.cat())
-    analyse_sites(cfg, live, sites)
+    analyse_sites(cfg, live, sites, opts.cat(), getattr(pp, "sources", None))
     t3 = time.perf_counter()
     timings["cfg"] = t1 - t0
     timings["liveness"] = t2 - t1

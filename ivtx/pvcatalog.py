@@ -18,6 +18,10 @@ class PvOp:
     args: tuple[str, ...]  # role names in call order: "pred", "clob0", "pred_i" ...
     native: str  # native instruction text with ${role} placeholders
     parens: bool = True
+    alias: frozenset = frozenset()  # frozensets of two roles that may name one register
+
+    def may_alias(self, a: str, b: str) -> bool:
+        return frozenset((a, b)) in self.alias
 
     @property
     def arity(self) -> int:
@@ -35,6 +39,7 @@ class PvOp:
 class Catalog:
     ops: dict[str, PvOp]
     source: str
+    switched: dict[str, str] = None  # macro name -> why its expansion is hypervisor-specific
 
     def get(self, name: str) -> PvOp | None:
         return self.ops.get(name)
@@ -57,7 +62,11 @@ def parse_catalog(text: str, source: str) -> Catalog:
         if name in ops:
             raise IvtxError(f"catalog op '{name}' is defined twice", where)
         args = tuple(row.get("args", ()))
-        op = PvOp(name, args, str(row.get("native", "")), bool(row.get("parens", True)))
+        alias = frozenset(frozenset(pair) for pair in row.get("alias", []))
+        for pair in alias:
+            if len(pair) != 2 or not pair <= set(args):
+                raise IvtxError(f"catalog op '{name}': alias {sorted(pair)} must name two of its roles", where)
+        op = PvOp(name, args, str(row.get("native", "")), bool(row.get("parens", True)), alias)
         for a in args:
             try:
                 op.role_kind(a)
@@ -66,7 +75,12 @@ def parse_catalog(text: str, source: str) -> Catalog:
         if len(set(args)) != len(args):
             raise IvtxError(f"catalog op '{name}': duplicate operand role", where)
         ops[name] = op
-    return Catalog(ops, source)
+    switched = {}
+    for row in data.get("switched", []):
+        if not isinstance(row.get("name"), str):
+            raise IvtxError("catalog [[switched]] entry has no name", Loc(source, 1))
+        switched[row["name"]] = str(row.get("why", ""))
+    return Catalog(ops, source, switched)
 
 
 @lru_cache(maxsize=1)

@@ -60,7 +60,10 @@ def site_record(a, site) -> dict:
     s = cfg.code[site.pos]
     loc = s.loc.use_site
     text = "; ".join(statement_text(cfg.code[site.pos + j]) for j in range(site.length))
-    status = "uncatalogued" if site.op is None else ("ok" if site.resolved else "unresolved")
+    if site.switched:
+        status = "switched"
+    else:
+        status = "uncatalogued" if site.op is None else ("ok" if site.resolved else "unresolved")
     rec = {
         "handler": site.region,
         "file": loc.file,
@@ -78,6 +81,7 @@ def site_record(a, site) -> dict:
         "reason": site.unresolved,
         "state": site.state,
         "everything_live": site.everything_live,
+        "switched": site.switched,
     }
     if s.loc.via is not None or s.loc.file != loc.file:
         rec["origin"] = str(s.loc)
@@ -114,10 +118,11 @@ def report_data(a, handler: str | None = None) -> dict:
         "sites": sites,
         "unresolved_control_flow": unres,
         "summary": {
-            "sites": sum(1 for s in sites if s["status"] != "uncatalogued"),
+            "sites": sum(1 for s in sites if s["status"] in ("ok", "unresolved")),
             "resolved": sum(1 for s in sites if s["status"] == "ok"),
             "unresolved": sum(1 for s in sites if s["status"] == "unresolved"),
             "uncatalogued": sum(1 for s in sites if s["status"] == "uncatalogued"),
+            "switched": sum(1 for s in sites if s["status"] == "switched"),
             "pv_calls": sum(1 for s in sites if s["kind"] == "pvcall"),
         },
         "conventions": a.policy.source,
@@ -165,6 +170,8 @@ def table(data: dict, color: bool | None = None) -> str:
                 chosen = f"[red]UNRESOLVED[/]: {s['reason']}"
             elif s["status"] == "uncatalogued":
                 chosen = "[yellow]no pv op in the catalog[/]"
+            elif s["status"] == "switched":
+                chosen = "inside a pv-switched macro"
             elif s["kind"] == "pvcall":
                 chosen = "written: " + (", ".join(s["written"]) or "-")
             else:
@@ -204,6 +211,8 @@ def markdown(data: dict) -> str:
                 chosen = f"**UNRESOLVED**: {s['reason']}"
             elif s["status"] == "uncatalogued":
                 chosen = "no pv op"
+            elif s["status"] == "switched":
+                chosen = "inside a pv-switched macro"
             elif s["kind"] == "pvcall":
                 chosen = "written: " + (", ".join(s["written"]) or "-")
             else:

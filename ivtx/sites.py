@@ -10,11 +10,13 @@ them is deterministic: banked r16-r31 of the bank in force (ascending), then the
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .cfg import CFG
+from .diag import default_sources
 from .effects import effects_of
 from .ir import Imm, Instruction, PvCall, Reg
 from .liveness import Liveness, bank_names
@@ -106,6 +108,7 @@ class Site:
     state: str = ""
     region: str = ""
     everything_live: str | None = None  # why the analysis could prove nothing free
+    switched: str | None = None  # inside a macro replaced as a whole per hypervisor
 
     @property
     def resolved(self) -> bool:
@@ -206,10 +209,35 @@ def site_operands(cfg: CFG, site: Site) -> set[str]:
     return out
 
 
-def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site]) -> None:
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def macros_used(loc, sources=None) -> list[str]:
+    """Names of the macros whose expansion produced a statement: the identifier at each
+    `via` location of its Loc chain (innermost first)."""
+    cache = sources or default_sources()
+    out = []
+    via = loc.via
+    while via is not None:
+        line = cache.line(via.file, via.line)
+        if line is not None:
+            m = _IDENT.match(line, max(via.col - 1, 0))
+            if m:
+                out.append(m.group(0))
+        via = via.via
+    return out
+
+
+def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog | None = None, sources=None) -> None:
     """Fill free sets and the deterministic choice of every site."""
     u = live.universe
+    switched = (catalog or default_catalog()).switched or {}
     for site in sites:
+        if switched and site.kind != "pvcall":
+            names = macros_used(cfg.code[site.pos].loc, sources)
+            hit = next((n for n in names if n in switched), None)
+            if hit is not None:
+                site.switched = f"inside {hit}: {switched[hit]}"
         last = site.pos + site.length - 1
         after = live.live_after(last)
         state = live.states[site.pos]
@@ -234,7 +262,7 @@ def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site]) -> None:
         site.free_gr = gr
         site.free_pr = [p for p in PR_ORDER if p not in operands and dead([p])]
         site.free_br = [b for b in BR_ORDER if b not in operands and dead([b])]
-        if site.op is None:
+        if site.op is None or site.switched:
             continue
         if site.kind == "pvcall":
             site.chosen = [v for r, v in site.args.items() if site.op.role_kind(r) in ("clob", "pclob")]

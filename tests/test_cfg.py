@@ -129,3 +129,24 @@ def test_vector_layout_slots():
 def test_falling_off_a_vector_is_unresolved():
     a = Analysed(ivt(vector(0, "v", "\tmov r16=r0\n\t;;"), vector(0x400, "w", "\trfi\n\t;;")))
     assert any("falls off" in u.reason for u in a.cfg.unresolved)
+
+
+def test_call_to_a_function_in_the_file_enters_it_and_returns_from_its_br_ret():
+    body = ("\tbr.call.sptk.many b7=helper\n\t;;\nback:\n\trfi\n\t;;\n"
+            "helper:\n\tmov r16=r0\n\t;;\n\tbr.ret.sptk.many b7\n\t;;")
+    a = Analysed(ivt(vector(0, "v", body)))
+    node = ("call", a.pos("br.call"))
+    (target,) = list(a.cfg.graph.successors(node))
+    assert a.cfg.blocks[target].labels == ["helper"]
+    ret_block = a.cfg.block_of[a.pos("br.ret")]
+    (succ,) = list(a.cfg.graph.successors(ret_block))
+    assert a.cfg.blocks[succ].labels == ["back"]
+
+
+def test_call_with_other_link_returns_where_rp_points():
+    # Linux's "ignore return address" idiom: rp preset to the exit path, br.call b6=f
+    body = ("\tmovl r14=ia64_leave_kernel\n\t;;\n\tmov rp=r14\n\t;;\n"
+            "\tbr.call.sptk.many b6=ia64_do_page_fault\n\t;;\n\tmov r16=r0\n\t;;")
+    a = Analysed(ivt(vector(0, "v", body)))
+    node = ("call", a.pos("br.call"))
+    assert list(a.cfg.graph.successors(node)) == [("ext", "ia64_leave_kernel")]

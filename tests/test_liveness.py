@@ -144,3 +144,19 @@ def test_default_page_fault_summary_keeps_saved_predicates_in_r31():
     assert "r30" in site.free_gr
     # the predicates are saved in r31, so page_fault does not read them
     assert "p6" in site.free_pr
+
+
+def test_read_guarded_by_the_predicate_of_an_earlier_write_is_not_upward_exposed():
+    # (p3) writes r24 and (p3) reads it with p3 unchanged between: the read never sees the
+    # value r24 had at the site, so r24 is free there.
+    body = ("\tthash r18=r16\n\t;;\n(p3)\tmov r24=ar.rnat\n\t;;\n\tnop.m 0\n\t;;\n"
+            "(p3)\tst8 [r17]=r24\n\t;;\n" + RFI_TAIL)
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r24" in a.site("thash").free_gr
+
+
+def test_guard_broken_by_a_predicate_write_keeps_the_read():
+    body = ("\tthash r18=r16\n\t;;\n(p3)\tmov r24=ar.rnat\n\t;;\n\tcmp.eq p3,p4=r0,r0\n\t;;\n"
+            "(p3)\tst8 [r17]=r24\n\t;;\n" + RFI_TAIL)
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r24" not in a.site("thash").free_gr
