@@ -160,8 +160,19 @@ def _color(args) -> bool | None:
 
 
 def _print_warnings(warnings) -> None:
+    """Warnings to stderr; the missing system includes are folded into one line."""
+    missing = []
     for w in warnings:
+        msg = getattr(w, "message", "")
+        if msg.startswith("cannot find include file <"):
+            name = msg[len("cannot find include file <"):].split(">", 1)[0]
+            if name not in missing:
+                missing.append(name)
+            continue
         print(w.render() if hasattr(w, "render") else str(w), file=sys.stderr)
+    if missing:
+        print(f"ivtx: warning: {len(missing)} system include(s) not found and skipped: {', '.join(missing)} "
+              "(the built-in prelude supplies the common Linux ia64 macros; -I gives real headers)", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

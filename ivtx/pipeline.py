@@ -84,7 +84,6 @@ def load(path: str, opts: Options, timings: dict | None = None) -> tuple[Program
     if timings is not None:
         timings["preprocess"] = t1 - t0
         timings["parse"] = t2 - t1
-    program.warnings = list(pp.warnings) + list(program.warnings)
     return program, pp
 
 
