@@ -149,7 +149,9 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
         use[p] = universe.mask(uses)
         kill[p] = universe.mask(kills)
     del cache
-    _guarded_reads(cfg, states, use, universe)
+    from .predkill import guarded_kills
+
+    guarded_kills(cfg, policy, states, use, kill, universe)
     g = cfg.graph
     # node transfer: live_in = gen | (live_out & ~kill)
     gen: dict = {}
@@ -197,79 +199,6 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
                     work.append(pr)
                     in_work.add(pr)
     return Liveness(cfg, policy, universe, states, use, kill, live_in, live_out, why_all)
-
-
-def _guarded_reads(cfg: CFG, states, use: list[int], universe: Universe) -> None:
-    """Predicate correlation (primer section 5, the SAVE_MIN idiom):
-
-        (pUStk) mov.m r24=ar.rnat      // writes r24 when pUStk
-        ...                            // nothing writes pUStk in between, on every path
-        (pUStk) st8 [r17]=r24,16       // reads r24 only when pUStk: never the old value
-
-    A read under (pX) of a location that an earlier instruction under the same (pX) wrote, with
-    no write to pX in between on any path, does not make the old value live. Computed as a
-    forward must-analysis over blocks (intersection at merges; summary nodes know nothing)."""
-    from dataclasses import replace
-
-    code = cfg.code
-    g = cfg.graph
-    written_if: dict[int, int] = {}  # position -> locations it must-writes when its qp holds
-    for p, s in enumerate(code):
-        qp = getattr(s, "qp", None)
-        if isinstance(s, Instruction) and qp not in (None, "p0"):
-            _, kills = instruction_sets(replace(s, qp=None), states[p])
-            written_if[p] = universe.mask(kills)
-    if not written_if:
-        return
-
-    def transfer(bid: int, state: dict, apply: bool) -> dict:
-        state = dict(state)
-        for p in cfg.blocks[bid].items:
-            s = code[p]
-            qp = getattr(s, "qp", None)
-            if apply and qp not in (None, "p0") and state.get(qp):
-                use[p] &= ~(state[qp] & ~(1 << universe.bit[qp]))
-            if not isinstance(s, Instruction):
-                state.clear()  # a pv op may write predicates: forget everything
-                continue
-            eff = effects_of(s)
-            for loc in eff.must_writes | eff.may_writes:
-                state.pop(loc, None)  # the guard predicate changed
-            if p in written_if:
-                state[qp] = state.get(qp, 0) | written_if[p]
-        return state
-
-    def meet(a: dict | None, b: dict) -> dict:
-        if a is None:
-            return dict(b)
-        return {k: a[k] & b[k] for k in a.keys() & b.keys() if a[k] & b[k]}
-
-    state_in: dict = {}
-    out: dict = {}
-    order = sorted(cfg.blocks)
-    changed = True
-    rounds = 0
-    while changed and rounds < 50:
-        changed = False
-        rounds += 1
-        for bid in order:
-            acc = None
-            # iterating up from "nothing known" reaches a fixpoint below the meet over all
-            # paths: every fact it keeps holds on every path (sound for a must-analysis)
-            for pr in g.predecessors(bid):
-                acc = meet(acc, out.get(pr, {}) if isinstance(pr, int) else {})
-            new_in = acc or {}
-            if bid in out and new_in == state_in.get(bid):
-                continue
-            state_in[bid] = new_in
-            new_out = transfer(bid, new_in, apply=False)
-            if new_out != out.get(bid):
-                out[bid] = new_out
-                changed = True
-    if changed:
-        return  # no fixpoint within the bound: apply nothing (sound)
-    for bid in order:
-        transfer(bid, state_in.get(bid, {}), apply=True)
 
 
 def _must_clobbers(summ: Summary) -> set[str]:

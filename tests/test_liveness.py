@@ -155,6 +155,31 @@ def test_read_guarded_by_the_predicate_of_an_earlier_write_is_not_upward_exposed
     assert "r24" in a.site("thash").free_gr
 
 
+def test_between_the_guarded_write_and_its_read_the_value_is_live():
+    # the site sits after (p3) mov r24 and before (p3) st8 ...=r24: r24 holds a value that
+    # will be read, so it is not free there (the guard only hides the value from BEFORE the write)
+    body = ("(p3)\tmov r24=ar.rnat\n\t;;\n\tthash r18=r16\n\t;;\n\tnop.m 0\n\t;;\n"
+            "(p3)\tst8 [r17]=r24\n\t;;\n" + RFI_TAIL)
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r24" not in a.site("thash").free_gr
+
+
+def test_branch_on_the_complement_proves_the_guard():
+    # cmp.eq p2,p3 makes p3 == !p2; falling through (p2) br proves p3, so the unpredicated read
+    # of r22 only sees the (p3) write: r22 is free at the site before that write.
+    body = ("\tcmp.eq p2,p3=r0,r17\n\t;;\n\tthash r18=r16\n\t;;\n(p3)\tmov r22=r1\n\t;;\n"
+            "(p2)\tbr.cond.sptk.many 1f\n\t;;\n\tmov ar.bspstore=r22\n\t;;\n1:\n" + RFI_TAIL)
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r22" in a.site("thash").free_gr
+
+
+def test_without_the_complement_pair_the_unpredicated_read_keeps_r22():
+    body = ("\tcmp.eq.or p2,p3=r0,r17\n\t;;\n\tthash r18=r16\n\t;;\n(p3)\tmov r22=r1\n\t;;\n"
+            "(p2)\tbr.cond.sptk.many 1f\n\t;;\n\tmov ar.bspstore=r22\n\t;;\n1:\n" + RFI_TAIL)
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r22" not in a.site("thash").free_gr
+
+
 def test_guard_broken_by_a_predicate_write_keeps_the_read():
     body = ("\tthash r18=r16\n\t;;\n(p3)\tmov r24=ar.rnat\n\t;;\n\tcmp.eq p3,p4=r0,r0\n\t;;\n"
             "(p3)\tst8 [r17]=r24\n\t;;\n" + RFI_TAIL)
