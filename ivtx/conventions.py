@@ -113,12 +113,18 @@ class ExitPolicy:
         s = self.symbols.get(name) or self.c_functions.get(name)
         if s is not None:
             return s
-        return Summary(name, frozenset({"@all"}), origin=f"unknown target '{name}': everything is live")
+        if name.startswith("return via "):
+            return Summary(name, frozenset({"@all"}),
+                           origin=f"{name} to a caller ivtx does not see: everything is live")
+        return Summary(name, frozenset({"@all"}),
+                       origin=f"branch to '{name}', which has no summary in {self.source} or an inline "
+                              f"'ivtx: summary' comment: everything is live")
 
     def call(self, name: str | None) -> Summary:
         """Summary for `br.call` to `name` (None: the target was not resolved)."""
         if name is None:
-            return Summary("?", frozenset({"@all"}), origin="unresolved call target: everything is live")
+            return Summary("?", frozenset({"@all"}),
+                           origin="br.call target not traced to a label (no summary applies): everything is live")
         return self.symbol(name)
 
     def add(self, summary: Summary) -> None:

@@ -27,6 +27,7 @@ _IDENT = re.compile(r"[A-Za-z_.$][\w.$]*")
 _LABEL = re.compile(r"[ \t]*([A-Za-z_.$][\w.$]*|\d+)[ \t]*:(?!:)")
 _SETDEF = re.compile(r"[ \t]*(?:\.(?:set|equ)[ \t]+([A-Za-z_.$][\w.$]*)|([A-Za-z_.$][\w.$]*)[ \t]*=(?!=))", re.I)
 _MAX_DEPTH = 100
+_MAX_LINES = 200_000  # lines an expansion may go through: a runaway `.rept` is an error, not a hang
 
 _OPENERS = (".macro", ".rept", ".irp", ".irpc")
 _CLOSERS = {".macro": ".endm", ".rept": ".endr", ".irp": ".endr", ".irpc": ".endr"}
@@ -40,8 +41,13 @@ def _with_via(loc: Loc, use: Loc) -> Loc:
 
 
 def sub_line(line: PPLine, a: int, b: int, via: Loc | None = None) -> PPLine:
-    """Columns [a, b) of `line` as a PPLine of their own (optionally expanded from `via`)."""
-    return _Builder().add(line, a, b, via).line()
+    """Columns [a, b) of `line` as a PPLine of their own (optionally expanded from `via`).
+    An empty slice keeps the place where it starts (for errors such as a bare `.if`)."""
+    built = _Builder().add(line, a, b, via)
+    if not built.spans:
+        loc = line.loc_at(a)
+        return PPLine("", [(0, _with_via(loc, via) if via is not None else loc, False)])
+    return built.line()
 
 
 class _Builder:
@@ -166,6 +172,7 @@ class _State:
     defined: set[str] = field(default_factory=set)
     symbols: dict[str, int] = field(default_factory=dict)
     counter: int = 0
+    lines: int = 0  # lines gone through, against _MAX_LINES
 
 
 def expand(pp: Preprocessed) -> Preprocessed:
@@ -196,6 +203,10 @@ class _Expander:
         while i < n:
             line = lines[i]
             text = line.text
+            self.st.lines += 1
+            if self.st.lines > _MAX_LINES:
+                raise IvtxError(f"gas macro expansion goes past {_MAX_LINES} lines (a runaway '.rept' or "
+                                "recursive macro?)", line.loc_at(0))
             m = _CONTROL.match(text)
             word = m.group(1).lower() if m else ""
             active = all(c[0] for c in conds)

@@ -632,7 +632,11 @@ def _piece(add, text: str, a: int, b: int, li: int) -> None:
 
 
 def _parse_pieces(lines: list[PPLine], pieces, catalog) -> dict[str, list[_Proto]]:
-    """Parse each distinct piece once; return {piece text: [protos]}."""
+    """Parse each distinct piece once; return {piece text: [protos]}.
+
+    Pieces of the common simple shapes (see _fast_items) skip lark's LALR loop but go through
+    the same transformer callbacks; the others are parsed by lark in one text. If anything
+    raises, the whole lot is parsed by lark alone, so errors are exactly lark's first one."""
     templates: dict[str, list[_Proto]] = {}
     order: list[str] = []
     origins: list[tuple[PPLine, int]] = []
@@ -644,19 +648,204 @@ def _parse_pieces(lines: list[PPLine], pieces, catalog) -> dict[str, list[_Proto
     if not order:
         return templates
     parser, build = _lark()
-    ctx = _Context(origins, catalog)
     with _LOCK:
-        build.ctx, build.opcol, build.stacked = ctx, {}, []
         try:
-            items = parser.parse("\n".join(order) + "\n")
-        except UnexpectedInput as exc:
-            raise _lark_error(exc, ctx) from None
-        finally:
-            build.ctx = None
-            build.opcol = {}
-    for line, proto in items:
-        templates[order[line - 1]].append(proto)
+            slow = _parse_fast(build, order, _Context(origins, catalog), templates)
+        except IvtxError:
+            slow = list(range(len(order)))
+            for t in order:
+                templates[t] = []
+        if slow:
+            ctx = _Context([origins[i] for i in slow], catalog)
+            build.ctx, build.opcol, build.stacked = ctx, {}, []
+            try:
+                items = parser.parse("\n".join(order[i] for i in slow) + "\n")
+            except UnexpectedInput as exc:
+                raise _lark_error(exc, ctx) from None
+            finally:
+                build.ctx = None
+                build.opcol = {}
+            for line, proto in items:
+                templates[order[slow[line - 1]]].append(proto)
     return templates
+
+
+# A piece made only of labels, tags, a predicate and one statement whose operands are
+# expressions over names and numbers, or [expr] (the bulk of IVT code), is parsed here by
+# precedence climbing over the grammar's levels; anything else goes to lark. Terminals and
+# levels as in grammars/ia64.lark; the objects come from the same _Build callbacks.
+_F_NAME = r"[A-Za-z_.$][\w.$]*"
+_F_NUM = r"[0-9]\w*"
+_F_PREFIX = re.compile(rf"(?:(?P<label>{_F_NAME}|{_F_NUM}):|\[(?P<tag>{_F_NAME}|{_F_NUM}):\]|\((?P<pred>{_F_NAME})\))[ \t]*")
+_F_HEAD = re.compile(rf"(?P<call>[A-Za-z_][\w$]*)\(|(?P<name>{_F_NAME})")
+_F_TOKEN = re.compile(rf"[ \t]*(?:(?P<name>{_F_NAME})|(?P<num>{_F_NUM})"
+                      r"|(?P<op>\|\||&&|==|!=|<>|<=|>=|<<|>>|[-+*%|&^!~<>(),=\[\]]))")
+_F_LEVELS = (
+    {"||": "lor"},
+    {"&&": "land"},
+    {"==": "eq", "!=": "ne", "<>": "ne2", "<": "lt", ">": "gt", "<=": "le", ">=": "ge"},
+    {"+": "add", "-": "sub"},
+    {"|": "bor", "&": "band", "^": "bxor", "!": "bornot"},
+    {"*": "mul", "%": "mod", "<<": "shl", ">>": "shr"},
+)
+_F_UNARY = {"-": "neg", "~": "bnot", "!": "lnot", "+": "pos"}
+
+
+class _NotSimple(Exception):
+    pass
+
+
+def _parse_fast(build: _Build, order: list[str], ctx: _Context, templates: dict) -> list[int]:
+    """Protos of the simple pieces into `templates`; the indices of the others."""
+    from lark import Token
+
+    build.ctx, build.opcol, build.stacked = ctx, {}, []
+    slow = []
+    try:
+        for i, text in enumerate(order):
+            try:
+                items = _fast_items(build, text, i + 1, Token)
+            except _NotSimple:
+                build.opcol.clear()
+                build.stacked = []
+                slow.append(i)
+                continue
+            templates[text] = [proto for _, proto in items]
+    finally:
+        build.ctx = None
+        build.opcol = {}
+    return slow
+
+
+def _fast_items(b: _Build, text: str, line: int, Token) -> list:
+    """The transformer's items for `text` (lark line `line`); _NotSimple if it is not simple."""
+    if '"' in text or "'" in text or "/" in text or "@" in text:
+        raise _NotSimple
+    items: list = []
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _F_PREFIX.match(text, pos)
+        if m is None:
+            break
+        kind = m.lastgroup
+        val = m.group(kind)
+        tok = Token("NUMBER" if val[0].isdigit() else "NAME", val, line=line, column=m.start(kind) + 1)
+        items += getattr(b, kind)([tok])
+        pos = m.end()
+    if pos == n:
+        return items
+    m = _F_HEAD.match(text, pos)
+    if m is None:
+        raise _NotSimple
+    call = m.lastgroup == "call"
+    head = Token("CALLNAME" if call else "NAME", m.group(m.lastgroup), line=line, column=pos + 1)
+    pos = m.end()
+    if not call and pos < n and text[pos] not in " \t":
+        raise _NotSimple
+    toks = []
+    while pos < n:
+        m = _F_TOKEN.match(text, pos)
+        if m is None:
+            raise _NotSimple
+        kind = m.lastgroup
+        toks.append((kind, m.group(kind), m.start(kind)))
+        pos = m.end()
+    toks.append(("end", "", n))
+    p = _FastOperands(b, toks, line, Token)
+    if call:
+        args = None if p.take(")") else p.oplist(")")
+        p.expect("end")
+        return items + b.call_statement([head, args])
+    if p.peek() == ("end", ""):
+        return items + b.op_statement([head])
+    if p.peek() == ("op", "="):
+        raise _NotSimple  # `name = expr` is an assignment
+    first = p.oplist("=", "end")
+    if p.take("="):
+        rest = b.dests_srcs([first, p.oplist("end")])
+    else:
+        rest = b.srcs_only([first])
+    p.expect("end")
+    return items + b.op_statement([head, rest])
+
+
+class _FastOperands:
+    """Operand lists and expressions over pre-split tokens, by the grammar's precedence."""
+
+    def __init__(self, b: _Build, toks: list, line: int, Token):
+        self.b, self.toks, self.i, self.line, self.Token = b, toks, 0, line, Token
+
+    def peek(self) -> tuple[str, str]:
+        kind, text, _ = self.toks[self.i]
+        return kind, text
+
+    def take(self, op: str) -> bool:
+        if self.peek() == ("op", op):
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, kind: str) -> None:
+        if self.peek()[0] != kind:
+            raise _NotSimple
+
+    def oplist(self, *enders: str):
+        ops = [self.operand()]
+        while self.take(","):
+            ops.append(self.operand())
+        kind, text = self.peek()
+        if (text if kind == "op" else kind) not in enders:
+            raise _NotSimple
+        return self.b.oplist(ops)
+
+    def operand(self):
+        if self.take("["):
+            x = self.b.memory([self.expr(0)])
+            if not self.take("]"):
+                raise _NotSimple
+            return x
+        return self.expr(0)
+
+    def expr(self, level: int):
+        if level == 0:  # most operands are one name or number: no operator levels to climb
+            kind = self.toks[self.i][0]
+            if kind in ("name", "num"):
+                nkind, ntext, _ = self.toks[self.i + 1]  # an "end" token always follows
+                if nkind == "end" or (nkind == "op" and ntext in ",=])"):
+                    return self.atom()
+        elif level == len(_F_LEVELS):
+            return self.unary()
+        ops = _F_LEVELS[level]
+        left = self.expr(level + 1)
+        while True:
+            kind, text = self.peek()
+            if kind != "op" or text not in ops:
+                return left
+            self.i += 1
+            left = getattr(self.b, ops[text])([left, self.expr(level + 1)])
+
+    def unary(self):
+        kind, text = self.peek()
+        if kind == "op" and text in _F_UNARY:
+            self.i += 1
+            return getattr(self.b, _F_UNARY[text])([self.unary()])
+        return self.atom()
+
+    def atom(self):
+        kind, text, col = self.toks[self.i]
+        self.i += 1
+        if kind == "name":
+            if self.peek() == ("op", "["):
+                raise _NotSimple  # rr[r3]
+            return self.b.name([self.Token("NAME", text, line=self.line, column=col + 1)])
+        if kind == "num":
+            return self.b.number([self.Token("NUMBER", text, line=self.line, column=col + 1)])
+        if kind == "op" and text == "(":
+            x = self.expr(0)
+            if not self.take(")"):
+                raise _NotSimple
+            return x
+        raise _NotSimple
 
 
 # ---------------------------------------------------------------------------- step 3

@@ -13,7 +13,7 @@ from pathlib import Path
 from .cfg import CFG, build_cfg
 from .conventions import ExitPolicy, inline_summaries, load_policy
 from .diag import IvtxError, Loc
-from .ir import Program
+from .ir import Instruction, Program, PvCall
 from .liveness import Liveness, solve
 from .pvcatalog import Catalog, default_catalog
 from .sites import Site, analyse_sites, find_sites
@@ -70,21 +70,46 @@ def load(path: str, opts: Options, timings: dict | None = None) -> tuple[Program
     if path.endswith(".s"):
         from .ppline import passthrough
 
-        try:
-            text = Path(path).read_text()
-        except UnicodeDecodeError as exc:
-            raise IvtxError(f"input is not text (byte {exc.start} cannot be decoded)", Loc(path, 1, 1)) from None
-        pp = passthrough(path, text)
+        pp = passthrough(path, _read_text(path))
     else:
         pp = preprocess(path, include_dirs=opts.include_dirs, defines=opts.defines, undefines=opts.undefines,
                         prelude=opts.prelude, keep_undefined=keep)
     t1 = time.perf_counter()
     program = parse(pp, catalog=opts.cat())
     t2 = time.perf_counter()
+    if not any(isinstance(s, (Instruction, PvCall)) for s in program.statements):
+        raise IvtxError(_no_code(path, pp), Loc(path, 1, 1))
     if timings is not None:
         timings["preprocess"] = t1 - t0
         timings["parse"] = t2 - t1
     return program, pp
+
+
+def _no_code(path: str, pp) -> str:
+    """An input without a single instruction is an error, not an empty report (README, CLI)."""
+    text = "\n".join(pp.sources.texts.get(path, [])) if hasattr(pp, "sources") else ""
+    if not text.strip():
+        return "no code: the file is empty"
+    return "no code: no instruction or pv-op call is left after preprocessing (see #if/#ifdef, -D, -U)"
+
+
+def _read_text(path: str) -> str:
+    """A `.s` file as text; a NUL byte or invalid UTF-8 is an error at its line and column."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise IvtxError(f"cannot read '{path}': {exc.strerror or exc}", None) from None
+    bad, what = data.find(b"\0"), "NUL byte (binary file?)"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if bad < 0 or exc.start < bad:
+            bad, what = exc.start, f"invalid UTF-8 byte 0x{data[exc.start]:02x}"
+    if bad >= 0:
+        line_start = data.rfind(b"\n", 0, bad) + 1
+        col = len(data[line_start:bad].decode("utf-8", "replace")) + 1
+        raise IvtxError(f"{what} in source file", Loc(path, data.count(b"\n", 0, bad) + 1, col))
+    return text.removeprefix("\ufeff")
 
 
 def analyse(path: str, opts: Options) -> Analysis:

@@ -34,6 +34,7 @@ from .ppline import PPLine, Preprocessed
 
 MAX_INCLUDE_DEPTH = 200
 MAX_NESTING = 100  # macro calls within macro arguments, parentheses in #if
+MAX_LINE_WORK = 300_000  # tokens one line's expansion may go through (`#define A B B` chains explode)
 PRELUDE_NAME = "ivtx_prelude.h"
 COMMAND_LINE = "<command-line>"
 
@@ -433,6 +434,7 @@ class _Preprocessor:
         self.memo: dict[str, tuple] = {}  # object-like macro -> (generation, expansion, root)
         self.builtin_used = False
         self.depth = 0  # nesting of recursive expansions (arguments, _expand_alone)
+        self.work = 0  # tokens expanded for the current line (MAX_LINE_WORK)
         builtin = Loc("<built-in>", 1, 1)
         for name in ("__FILE__", "__LINE__") + _HAS_OPERATORS:
             self.macros[name] = _Macro(name, None, False, [], builtin, builtin=name)
@@ -516,6 +518,7 @@ class _Preprocessor:
         macros, lines = self.macros, self.lines
         while len(self.files) > base:
             fs = self.files[-1]
+            self.work = 0
             line = fs.reader.next_line()
             if line is None:
                 if fs.conds:
@@ -606,6 +609,10 @@ class _Preprocessor:
         macros = self.macros
         while stack:
             t = stack.pop()
+            self.work += 1
+            if self.work > MAX_LINE_WORK:
+                raise IvtxError(f"macro expansion of this line goes past {MAX_LINE_WORK} tokens "
+                                "(macros that double their text at every level?)", t.loc())
             if t.kind == ID:
                 m = macros.get(t.text)
                 if m is not None and not (t.hs and t.text in t.hs):
@@ -824,6 +831,10 @@ class _Preprocessor:
                 append(_Tok(PASTE, "##", b.ws, b.file, b.line, b.col, via))
         if m.has_paste:
             res = _paste_all(res, hs, via)
+        self.work += len(res)
+        if self.work > MAX_LINE_WORK:
+            raise IvtxError(f"macro expansion of this line goes past {MAX_LINE_WORK} tokens "
+                            "(macros that double their text at every level?)", use.loc())
         if res:
             res[0].ws = use.ws
         return res

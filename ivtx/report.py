@@ -8,12 +8,15 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from . import __version__
 from .layout import estimate_bytes
 from .printer import statement_text
 
 SCHEMA = "ivtx-report/1"
+MATRIX_SCHEMA = "ivtx-matrix/1"
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def _console(color: bool | None, width: int | None = None):
@@ -21,14 +24,17 @@ def _console(color: bool | None, width: int | None = None):
 
     if color is None:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    if width is None:
-        width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+    if width is None:  # COLUMNS wins (also for pipes and -o), then the terminal, else 120
+        cols = os.environ.get("COLUMNS", "")
+        width = int(cols) if cols.isdigit() and int(cols) > 0 else (
+            shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120)
     return Console(file=io.StringIO(), force_terminal=color, no_color=not color, color_system="standard" if color else None,
                    width=width, highlight=False, soft_wrap=False)
 
 
 def _text(console) -> str:
-    return console.file.getvalue()
+    """What the console printed, without the padding rich leaves at the ends of lines."""
+    return "".join(line.rstrip() + "\n" for line in console.file.getvalue().splitlines())
 
 
 # --------------------------------------------------------------------------- parse
@@ -41,21 +47,49 @@ def render_parse(results: list[dict], color: bool | None = None) -> str:
     for res in results:
         con.print(f"[bold]{res['file']}[/]: {res['statements']} statements, {res['instructions']} instructions, "
                   f"{res['pv_calls']} pv-op calls, {res['vectors']} vectors, {res['sensitive']} sensitive")
+        sizes = res.get("sizes", {})
+        con.print("bytes: exact, from the object file" if sizes.get("source") == "exact"
+                  else f"bytes: estimates ({sizes.get('reason') or 'no assembler run'})", markup=False)
         t = Table(show_header=True, header_style="bold")
-        for col in ("handler", "vector", "offset", "slot", "insns", "pv calls", "sensitive"):
+        for col in ("handler", "vector", "offset", "slot", "bytes", "insns", "pv calls", "sensitive"):
             t.add_column(col, justify="right" if col not in ("handler",) else "left")
         for h in res["handlers"]:
             t.add_row(h["name"], "" if h["vector"] is None else str(h["vector"]),
                       "" if h["offset"] is None else f"{h['offset']:#06x}", "" if h["slot"] is None else f"{h['slot']:#x}",
-                      str(h["instructions"]), str(h["pv_calls"]), str(len(h["sensitive"])))
+                      _bytes_cell(h), str(h["instructions"]), str(h["pv_calls"]), str(len(h["sensitive"])))
         con.print(t)
     return _text(con)
+
+
+def _bytes_cell(h: dict) -> str:
+    """`336` (exact) or `~336` (estimate), marked `!` past the slot."""
+    b = h.get("bytes", h.get("bytes_estimate"))
+    text = f"{'' if h.get('bytes_source') == 'exact' else '~'}{b}"
+    return text + (" !" if h.get("slot") is not None and b > h["slot"] else "")
 
 
 # --------------------------------------------------------------------------- analysis report
 
 
+def display_path(path: str) -> str:
+    """A file name as reports show it: as given on the command line (relative stays relative),
+    except files inside the ivtx package (the prelude), shown as `<ivtx>/prelude/...` so that
+    reports do not depend on where ivtx is installed."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return "<ivtx>/" + p.resolve().relative_to(_PACKAGE_DIR).as_posix()
+        except ValueError:
+            return path
+    return path
+
+
+def _loc_text(loc) -> str:
+    return f"{display_path(loc.file)}:{loc.line}:{loc.col}"
+
+
 def site_record(a, site) -> dict:
+    """One site as the JSON report (schema ivtx-report/1, docs/report-schema.md) shows it."""
     cfg = a.cfg
     s = cfg.code[site.pos]
     loc = s.loc.use_site
@@ -64,9 +98,10 @@ def site_record(a, site) -> dict:
         status = "switched"
     else:
         status = "uncatalogued" if site.op is None else ("ok" if site.resolved else "unresolved")
+    banked = [r for r in site.free_gr if _is_banked(r)]
     rec = {
         "handler": site.region,
-        "file": loc.file,
+        "file": display_path(loc.file),
         "line": loc.line,
         "col": loc.col,
         "instruction": text,
@@ -74,21 +109,108 @@ def site_record(a, site) -> dict:
         "op": site.op.name if site.op else None,
         "args": site.args,
         "needs": {"gr": site.needs_gr, "pr": site.needs_pr},
-        "free": {"gr": site.free_gr, "pr": site.free_pr, "br": site.free_br},
+        "bank": site.bank,
+        "state": site.state,
+        "free": {"banked": banked, "other": [r for r in site.free_gr if not _is_banked(r)],
+                 "pr": site.free_pr, "br": site.free_br},
         "chosen": site.chosen if site.kind != "pvcall" else [],
         "written": site.chosen if site.kind == "pvcall" else [],
         "status": status,
         "reason": site.unresolved,
-        "state": site.state,
         "everything_live": site.everything_live,
+        "unknown_paths": site.unknown_paths,
         "switched": site.switched,
     }
     if s.loc.via is not None or s.loc.file != loc.file:
-        rec["origin"] = str(s.loc)
+        rec["origin"] = _loc_text(s.loc)
     return rec
 
 
-def report_data(a, handler: str | None = None) -> dict:
+def _is_banked(reg: str) -> bool:
+    return reg[0] == "r" and 16 <= int(reg[1:]) <= 31
+
+
+def compact(regs: list[str]) -> str:
+    """Registers in numeric order with runs folded: `r17-r19, r21, p1-p63`; `-` when empty."""
+    if not regs:
+        return "-"
+    by_kind: dict[str, list[int]] = {}
+    for r in regs:
+        kind = r.rstrip("0123456789")
+        by_kind.setdefault(kind, []).append(int(r[len(kind):]))
+    parts = []
+    for kind, nums in by_kind.items():
+        nums = sorted(set(nums))
+        start = prev = nums[0]
+        for n in nums[1:] + [None]:
+            if n is not None and n == prev + 1:
+                prev = n
+                continue
+            parts.append(f"{kind}{start}" if start == prev else
+                         f"{kind}{start}, {kind}{prev}" if prev == start + 1 else f"{kind}{start}-{kind}{prev}")
+            if n is not None:
+                start = prev = n
+    return ", ".join(parts)
+
+
+def free_classes(s: dict) -> list[tuple[str, str]]:
+    """(label, compact registers) for each free class of a site record, in display order."""
+    bank = s.get("bank")
+    label = f"r16-r31 bank {bank}" if bank is not None else "r16-r31 (bank ?)"
+    f = s["free"]
+    return [(label, compact(f["banked"])), ("other GRs", compact(f["other"])),
+            ("PRs", compact(f["pr"])), ("BRs", compact(f["br"]))]
+
+
+def needs_text(s: dict) -> str:
+    if s["op"] is None:
+        return ""
+    n = s["needs"]
+    parts = [f"{n['gr']} GR"] + ([f"{n['pr']} PR"] if n["pr"] else [])
+    return ", ".join(parts)
+
+
+def outcome_text(s: dict, markup: bool = False) -> str:
+    """The `chosen` column: the clobbers, or why there are none."""
+    def em(text, style):
+        return f"[{style}]{text}[/]" if markup else text
+    if s["status"] == "unresolved":
+        return f"{em('UNRESOLVED', 'bold red')}: {s['reason']}"
+    if s["status"] == "uncatalogued":
+        return em("sensitive, no pv op in the catalog", "yellow")
+    if s["status"] == "switched":
+        return f"not a site: {s['switched']}"
+    if s["kind"] == "pvcall":
+        free = set(s["free"]["banked"]) | set(s["free"]["other"]) | set(s["free"]["pr"])
+        marked = [r if r in free else f"{r} ({em('NOT FREE', 'bold red')})" for r in s["written"]]
+        return "written: " + (", ".join(marked) or "-")
+    return ", ".join(s["chosen"]) or "none needed"
+
+
+def site_notes(s: dict, keys: dict[str, str] | None = None) -> list[str]:
+    """Why the free sets are smaller than they look: the everything-live exits paths from the
+    site reach; with `keys` (exit text -> footnote key) as short references."""
+    if keys is not None:
+        refs = " ".join(keys[u] for u in s.get("unknown_paths", []))
+        if not refs:
+            return []
+        return [f"everything live after the site, see {refs}" if s.get("everything_live") else f"paths reach {refs}"]
+    if s.get("everything_live"):
+        return [f"everything live after this site: {s['everything_live']}"]
+    return [f"paths reach {u}" for u in s.get("unknown_paths", [])]
+
+
+def exit_keys(sites: list[dict]) -> dict[str, str]:
+    """Footnote keys `[u1]`, `[u2]` ... for the everything-live exits of a handler's sites."""
+    keys: dict[str, str] = {}
+    for s in sites:
+        for u in s.get("unknown_paths", []):
+            keys.setdefault(u, f"[u{len(keys) + 1}]")
+    return keys
+
+
+def report_data(a, handler: str | None = None, sizes=None) -> dict:
+    """`sizes` (ivtx.sizes.Sizes) gives exact bytes per handler; without it they are estimates."""
     regions = a.cfg.regions
     stmts = a.program.statements
     sites = [site_record(a, s) for s in a.sites]
@@ -104,16 +226,19 @@ def report_data(a, handler: str | None = None) -> dict:
     handlers = []
     for r in regions:
         est = estimate_bytes(stmts[r.start:r.end])
+        rs = sizes.of(r) if sizes is not None else None
         handlers.append({
             "name": r.name, "section": r.section, "vector": r.vector, "offset": r.offset, "slot": r.slot,
             "labels": r.labels, "bytes_estimate": est,
+            "bytes": rs.bytes if rs is not None else est, "bytes_source": rs.source if rs is not None else "estimate",
             "sites": sum(1 for s in sites if s["handler"] == r.name),
         })
-    unres = [{"file": u.loc.use_site.file, "line": u.loc.use_site.line, "reason": u.reason} for u in a.cfg.unresolved]
+    unres = [{"file": display_path(u.loc.use_site.file), "line": u.loc.use_site.line, "col": u.loc.use_site.col,
+              "reason": u.reason} for u in a.cfg.unresolved]
     return {
         "schema": SCHEMA,
         "tool": {"name": "ivtx", "version": __version__},
-        "file": a.path,
+        "file": display_path(a.path),
         "handlers": handlers,
         "sites": sites,
         "unresolved_control_flow": unres,
@@ -125,12 +250,13 @@ def report_data(a, handler: str | None = None) -> dict:
             "switched": sum(1 for s in sites if s["status"] == "switched"),
             "pv_calls": sum(1 for s in sites if s["kind"] == "pvcall"),
         },
-        "conventions": a.policy.source,
+        "conventions": display_path(a.policy.source),
     }
 
 
-def render(a, fmt: str, handler: str | None = None, color: bool | None = None, output: str | None = None) -> str:
-    data = report_data(a, handler)
+def render(a, fmt: str, handler: str | None = None, color: bool | None = None, output: str | None = None,
+           sizes=None) -> str:
+    data = report_data(a, handler, sizes)
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
     if fmt == "sarif":
@@ -140,17 +266,24 @@ def render(a, fmt: str, handler: str | None = None, color: bool | None = None, o
     return table(data, color)
 
 
-def _regs(xs: list[str], limit: int = 8) -> str:
-    if not xs:
-        return "-"
-    return ", ".join(xs[:limit]) + (f" (+{len(xs) - limit})" if len(xs) > limit else "")
+def _slot_use(h: dict) -> str:
+    """`336/1024 bytes` when exact (ivtx.sizes), `~336/1024 bytes (estimate)` otherwise."""
+    if h.get("bytes_source") == "exact":
+        return f"{h['bytes']}/{h['slot']} bytes"
+    return f"~{h.get('bytes', h['bytes_estimate'])}/{h['slot']} bytes (estimate)"
 
 
-def table(data: dict, color: bool | None = None) -> str:
+def table(data: dict, color: bool | None = None, width: int | None = None) -> str:
+    """The terminal report: per handler a header (vector, offset, slot use) and a table with one
+    row per site. Narrower than 120 columns, instruction/op/needs share one column and every
+    cell wraps, so the report stays readable at 80 (COLUMNS=80)."""
+    from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    con = _console(color)
-    con.print(f"[bold]ivtx report[/] {data['file']}")
+    con = _console(color, width)
+    narrow = con.width < 120
+    con.print(Text.assemble(("ivtx report ", "bold"), display_path(data["file"])))
     by_handler: dict[str, list[dict]] = {}
     for s in data["sites"]:
         by_handler.setdefault(s["handler"], []).append(s)
@@ -158,41 +291,53 @@ def table(data: dict, color: bool | None = None) -> str:
         sites = by_handler.get(h["name"], [])
         if not sites:
             continue
-        head = f"[bold]{h['name']}[/]"
+        head = Text(h["name"], style="bold")
         if h["vector"] is not None:
-            head += f"  entry {h['vector']} at {h['offset']:#06x}, slot use ~{h['bytes_estimate']}/{h['slot']} bytes"
-        t = Table(title=head, title_justify="left", show_header=True, header_style="bold", expand=False)
-        for col in ("line", "instruction", "op", "needs", "free GRs", "free PRs", "chosen"):
-            t.add_column(col, overflow="fold")
+            head.append(f"  entry {h['vector']} at {h['offset']:#06x}, slot use {_slot_use(h)}")
+        t = Table(title=head, title_justify="left", show_header=True, header_style="bold", expand=False,
+                  box=box.SQUARE if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
+        cols = ["line", "site", "free after the site", "chosen"] if narrow else \
+            ["line", "instruction", "op", "needs", "free after the site", "chosen"]
+        for col in cols:
+            t.add_column(col, overflow="fold", justify="right" if col == "line" else "left")
+        keys = exit_keys(sites)
         for s in sites:
-            needs = "" if s["op"] is None else f"{s['needs']['gr']} gr" + (f", {s['needs']['pr']} pr" if s["needs"]["pr"] else "")
-            if s["status"] == "unresolved":
-                chosen = f"[red]UNRESOLVED[/]: {s['reason']}"
-            elif s["status"] == "uncatalogued":
-                chosen = "[yellow]no pv op in the catalog[/]"
-            elif s["status"] == "switched":
-                chosen = "inside a pv-switched macro"
-            elif s["kind"] == "pvcall":
-                chosen = "written: " + (", ".join(s["written"]) or "-")
+            free = "\n".join(f"{label}: {regs}" for label, regs in free_classes(s))
+            chosen = Text.from_markup(outcome_text(s, markup=True))
+            for note in site_notes(s, keys):
+                chosen.append("\n" + note, style="italic")
+            instr = Text(s["instruction"])
+            if narrow:
+                site = instr
+                if s["op"]:
+                    site.append(f"\n{s['op']}, needs {needs_text(s)}", style="dim")
+                t.add_row(str(s["line"]), site, free, chosen)
             else:
-                chosen = ", ".join(s["chosen"]) or "(none needed)"
-            t.add_row(str(s["line"]), s["instruction"], s["op"] or "-", needs, _regs(s["free"]["gr"]),
-                      _regs(s["free"]["pr"], 5), chosen)
+                t.add_row(str(s["line"]), instr, s["op"] or "-", needs_text(s), free, chosen)
         con.print(t)
+        for text, key in keys.items():
+            con.print(Text.assemble(f"  {key} ", (text, "italic")))
     sm = data["summary"]
-    con.print(f"[bold]summary[/]: {sm['sites']} sites, {sm['resolved']} resolved, "
-              f"{'[red]' if sm['unresolved'] else ''}{sm['unresolved']} unresolved{'[/]' if sm['unresolved'] else ''}, "
-              f"{sm['uncatalogued']} sensitive instructions outside the catalog")
+    line = Text.assemble(("summary", "bold"), f": {sm['sites']} sites, {sm['resolved']} resolved, ",
+                         (f"{sm['unresolved']} unresolved", "red" if sm["unresolved"] else ""),
+                         f", {sm['uncatalogued']} sensitive instructions outside the catalog")
+    if sm.get("pv_calls"):
+        line.append(f", {sm['pv_calls']} pv-op calls")
+    con.print(line)
     for u in data["unresolved_control_flow"]:
-        con.print(f"  [yellow]unresolved control flow[/] {u['file']}:{u['line']}: {u['reason']} (treated as: everything live)")
+        con.print(Text.assemble("  ", ("unresolved control flow", "yellow"),
+                                f" {u['file']}:{u['line']}: {u['reason']} (treated as: everything live)"))
     return _text(con)
 
 
 def markdown(data: dict) -> str:
-    out = [f"# ivtx report: `{os.path.basename(data['file'])}`", ""]
+    """The markdown report (reports/*.md): the same rows as the terminal table."""
+    out = [f"# ivtx report: `{display_path(data['file'])}`", ""]
     sm = data["summary"]
     out.append(f"{sm['sites']} sites, {sm['resolved']} resolved, {sm['unresolved']} unresolved, "
-               f"{sm['uncatalogued']} sensitive instructions outside the catalog.")
+               f"{sm['uncatalogued']} sensitive instructions outside the catalog, {sm['pv_calls']} pv-op calls. "
+               f"Free registers are those proved dead right after the site; conventions: "
+               f"`{data['conventions']}`.")
     out.append("")
     by_handler: dict[str, list[dict]] = {}
     for s in data["sites"]:
@@ -203,68 +348,131 @@ def markdown(data: dict) -> str:
             continue
         title = f"## {h['name']}"
         if h["vector"] is not None:
-            title += f" (entry {h['vector']}, {h['offset']:#06x}, ~{h['bytes_estimate']}/{h['slot']} bytes)"
-        out += [title, "", "| line | instruction | op | needs | free GRs | free PRs | chosen |", "|---|---|---|---|---|---|---|"]
+            title += f" (entry {h['vector']}, {h['offset']:#06x}, {_slot_use(h)})"
+        out += [title, "",
+                "| line | instruction | op | needs | free r16-r31 (bank) | free other GRs | free PRs | free BRs | chosen |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        keys = exit_keys(sites)
         for s in sites:
-            needs = "" if s["op"] is None else f"{s['needs']['gr']} gr, {s['needs']['pr']} pr"
-            if s["status"] == "unresolved":
-                chosen = f"**UNRESOLVED**: {s['reason']}"
-            elif s["status"] == "uncatalogued":
-                chosen = "no pv op"
-            elif s["status"] == "switched":
-                chosen = "inside a pv-switched macro"
-            elif s["kind"] == "pvcall":
-                chosen = "written: " + (", ".join(s["written"]) or "-")
-            else:
-                chosen = ", ".join(s["chosen"]) or "-"
-            instr = s["instruction"].replace("|", "\\|")
-            out.append(f"| {s['line']} | `{instr}` | {s['op'] or '-'} | {needs} | {_regs(s['free']['gr'], 16)} | "
-                       f"{_regs(s['free']['pr'], 8)} | {chosen} |")
+            classes = dict(free_classes(s))
+            banked = next(v for k, v in classes.items() if k.startswith("r16-r31"))
+            bank = "?" if s.get("bank") is None else s["bank"]
+            chosen = outcome_text(s).replace("UNRESOLVED", "**UNRESOLVED**", 1)
+            chosen = "<br>".join([chosen] + [f"*{n}*" for n in site_notes(s, keys)])
+            cells = [str(s["line"]), f"`{s['instruction']}`", s["op"] or "-", needs_text(s) or "-",
+                     f"{banked} (bank {bank})" if banked != "-" else "-", classes["other GRs"], classes["PRs"],
+                     classes["BRs"], chosen]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
+        if keys:
+            out += [f"- {key} {text}" for text, key in keys.items()] + [""]
     if data["unresolved_control_flow"]:
         out += ["## Unresolved control flow (everything live)", ""]
         for u in data["unresolved_control_flow"]:
-            out.append(f"- line {u['line']}: {u['reason']}")
+            out.append(f"- `{u['file']}:{u['line']}`: {u['reason']}")
         out.append("")
     return "\n".join(out)
 
 
-def sarif(data: dict) -> dict:
-    rules = [
-        {"id": "IVTX001", "name": "UnresolvedSite", "shortDescription": {"text": "A privileged site has too few provably dead registers"}},
-        {"id": "IVTX002", "name": "UncataloguedSensitive", "shortDescription": {"text": "A sensitive instruction has no pv op in the catalog"}},
-        {"id": "IVTX003", "name": "UnresolvedControlFlow", "shortDescription": {"text": "Control flow ivtx cannot follow; everything is treated as live"}},
-        {"id": "IVTX004", "name": "Site", "shortDescription": {"text": "A privileged site and its clobber registers"}},
-    ]
-    results = []
 
-    def loc(file, line, col=1):
-        return [{"physicalLocation": {"artifactLocation": {"uri": file}, "region": {"startLine": line, "startColumn": col}}}]
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_LEVELS = ("none", "note", "warning", "error")
 
-    for s in data["sites"]:
-        if s["status"] == "unresolved":
-            results.append({"ruleId": "IVTX001", "level": "error", "message": {"text": f"{s['instruction']}: {s['reason']}"},
-                            "locations": loc(s["file"], s["line"], s["col"])})
-        elif s["status"] == "uncatalogued":
-            results.append({"ruleId": "IVTX002", "level": "warning", "message": {"text": f"{s['instruction']}: sensitive, no pv op"},
-                            "locations": loc(s["file"], s["line"], s["col"])})
-        else:
-            chosen = s["chosen"] or s["written"]
-            results.append({"ruleId": "IVTX004", "level": "note",
-                            "message": {"text": f"{s['instruction']} -> {s['op']}; clobbers {', '.join(chosen) or 'none needed'}"},
-                            "locations": loc(s["file"], s["line"], s["col"])})
-    for u in data["unresolved_control_flow"]:
-        results.append({"ruleId": "IVTX003", "level": "warning", "message": {"text": u["reason"]}, "locations": loc(u["file"], u["line"])})
+# rule id -> (description, default level) for `ivtx report --format sarif`
+REPORT_RULES = {
+    "unresolved-site": ("A privileged site has fewer provably dead registers than its pv op needs", "error"),
+    "uncatalogued": ("A sensitive instruction with no pv op in the catalog", "warning"),
+    "unresolved-flow": ("Control flow ivtx cannot follow: everything is treated as live there", "warning"),
+    "site": ("A privileged site and the clobber registers chosen for it", "note"),
+}
+
+
+def sarif_uri(path: str) -> dict:
+    """An artifactLocation: relative paths stay relative to the source root (%SRCROOT%)."""
+    from urllib.parse import quote
+
+    shown = display_path(path)
+    if Path(shown).is_absolute():
+        return {"uri": Path(shown).as_uri()}
+    return {"uri": quote(Path(shown).as_posix()), "uriBaseId": "%SRCROOT%"}
+
+
+def sarif_result(rule: str, level: str, text: str, loc, related=()) -> dict:
+    """One SARIF result at a Loc-like (file, line, col); `related` is [(loc, message)]."""
+    def physical(l):
+        region = {"startLine": l.line}
+        if getattr(l, "col", None):
+            region["startColumn"] = l.col
+        return {"physicalLocation": {"artifactLocation": sarif_uri(l.file), "region": region}}
+    res = {"ruleId": rule, "level": level, "message": {"text": text}, "locations": [physical(loc)]}
+    if related:
+        res["relatedLocations"] = [dict(physical(l), id=i, message={"text": m}) for i, (l, m) in enumerate(related)]
+    return res
+
+
+def sarif_log(results: list[dict], rules: dict[str, tuple[str, str]]) -> dict:
+    """A SARIF 2.1.0 log with one run of ivtx; `rules` maps id -> (description, default level)."""
+    ids = list(rules)
+    for r in results:
+        r["ruleIndex"] = ids.index(r["ruleId"])
     return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "ivtx", "version": __version__, "informationUri": "https://example.invalid/ivtx",
-                                      "rules": rules}},
-                  "results": results}],
+        "runs": [{
+            "tool": {"driver": {
+                "name": "ivtx", "version": __version__, "informationUri": "https://example.invalid/ivtx",
+                "rules": [{"id": rid, "name": "".join(w.capitalize() for w in rid.split("-")),
+                           "shortDescription": {"text": desc}, "defaultConfiguration": {"level": level}}
+                          for rid, (desc, level) in rules.items()]}},
+            "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "the directory ivtx ran in"}}},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
     }
 
 
-def render_matrix(result, fmt: str, handler: str | None = None, color: bool | None = None) -> str:
+class _At:
+    """A (file, line, col) for sarif_result from report dicts."""
+
+    def __init__(self, file, line, col=None):
+        self.file, self.line, self.col = file, line, col
+
+
+def sarif(data: dict) -> dict:
+    results = []
+    for s in data["sites"]:
+        at = _At(s["file"], s["line"], s["col"])
+        if s["status"] == "unresolved":
+            results.append(sarif_result("unresolved-site", "error", f"{s['instruction']}: {s['reason']}", at))
+        elif s["status"] == "uncatalogued":
+            results.append(sarif_result("uncatalogued", "warning",
+                                        f"{s['instruction']}: sensitive, no pv op in the catalog", at))
+        elif s["status"] != "switched":
+            chosen = s["chosen"] or s["written"]
+            results.append(sarif_result("site", "note", f"{s['instruction']} -> {s['op']}; clobbers "
+                                        f"{', '.join(chosen) or 'none needed'}", at))
+    for u in data["unresolved_control_flow"]:
+        results.append(sarif_result("unresolved-flow", "warning", u["reason"], _At(u["file"], u["line"])))
+    return sarif_log(results, REPORT_RULES)
+
+
+def matrix_cell_text(cell: dict | None) -> str:
+    """What one configuration gets at one site, as the matrix table and markdown show it."""
+    if cell is None:
+        return "-"
+    if cell["status"] == "unresolved":
+        return f"UNRESOLVED: {cell['reason']}"
+    if cell["status"] == "uncatalogued":
+        return "sensitive, no pv op"
+    if cell["status"] == "switched":
+        return "inside a switched macro"
+    if cell["written"]:
+        return "written " + ", ".join(cell["written"])
+    return ", ".join(cell["chosen"]) or "none needed"
+
+
+def render_matrix(result, fmt: str, handler: str | None = None, color: bool | None = None,
+                  width: int | None = None) -> str:
     data = result.to_dict(handler)
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
@@ -272,35 +480,55 @@ def render_matrix(result, fmt: str, handler: str | None = None, color: bool | No
         merged = {"sites": [], "unresolved_control_flow": []}
         for cfgname, rep in result.reports.items():
             for s in rep["sites"]:
+                if handler is not None and s["handler"] != handler:
+                    continue
                 s = dict(s)
                 s["instruction"] = f"[{cfgname}] {s['instruction']}"
                 merged["sites"].append(s)
+            for u in rep["unresolved_control_flow"]:
+                merged["unresolved_control_flow"].append(dict(u, reason=f"[{cfgname}] {u['reason']}"))
         return json.dumps(sarif(merged), indent=2) + "\n"
+    if fmt == "markdown":
+        return _matrix_markdown(data)
     from rich.table import Table
+    from rich.text import Text
 
-    con = _console(color)
-    con.print(f"[bold]ivtx config matrix[/] {data['file']}: {', '.join(data['configs'])}")
+    con = _console(color, width)
+    con.print(Text.assemble(("ivtx config matrix ", "bold"), f"{data['file']}: ",
+                            "; ".join(f"{c} = {' '.join(data['defines'][c]) or '(no -D)'}" for c in data["configs"])))
     t = Table(show_header=True, header_style="bold")
-    t.add_column("handler")
-    t.add_column("line")
-    t.add_column("instruction")
+    t.add_column("handler", overflow="fold")
+    t.add_column("line", justify="right")
+    t.add_column("instruction", overflow="fold")
     for c in data["configs"]:
         t.add_column(c, overflow="fold")
     for row in data["sites"]:
-        cells = []
-        for c in data["configs"]:
-            v = row["configs"].get(c)
-            cells.append("-" if v is None else v)
-        t.add_row(row["handler"], str(row["line"]), row["instruction"], *cells)
+        t.add_row(row["handler"], str(row["line"]), row["instruction"],
+                  *(matrix_cell_text(row["configs"].get(c)) for c in data["configs"]))
     con.print(t)
-    return _text(con) if fmt == "table" else _matrix_markdown(data)
+    for c in data["configs"]:
+        sm = data["summaries"][c]
+        con.print(f"{c}: {sm['sites']} sites, {sm['resolved']} resolved, {sm['unresolved']} unresolved, "
+                  f"{sm['uncatalogued']} outside the catalog", markup=False)
+    return _text(con)
 
 
 def _matrix_markdown(data: dict) -> str:
-    out = [f"# ivtx config matrix: `{os.path.basename(data['file'])}`", "",
-           "| handler | line | instruction | " + " | ".join(data["configs"]) + " |",
-           "|---|---|---|" + "---|" * len(data["configs"])]
+    out = [f"# ivtx config matrix: `{data['file']}`", "",
+           "Each column is one configuration (its `-D` set); `-` means the site does not exist there.", "",
+           "| configuration | defines | sites | resolved | unresolved | outside the catalog |",
+           "|---|---|---|---|---|---|"]
+    for c in data["configs"]:
+        sm = data["summaries"][c]
+        defs = " ".join(f"`{d}`" for d in data["defines"][c]) or "(none)"
+        out.append(f"| {c} | {defs} | {sm['sites']} | {sm['resolved']} | {sm['unresolved']} | {sm['uncatalogued']} |")
+    out += ["", "| handler | line | instruction | " + " | ".join(data["configs"]) + " |",
+            "|---|---|---|" + "---|" * len(data["configs"])]
     for row in data["sites"]:
-        cells = [row["configs"].get(c) or "-" for c in data["configs"]]
-        out.append(f"| {row['handler']} | {row['line']} | `{row['instruction']}` | " + " | ".join(cells) + " |")
+        cells = [matrix_cell_text(row["configs"].get(c)).replace("|", "\\|") for c in data["configs"]]
+        instr = row["instruction"].replace("|", "\\|")
+        out.append(f"| {row['handler']} | {row['line']} | `{instr}` | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+

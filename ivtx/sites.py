@@ -6,11 +6,16 @@ catalog op's native text (longest sequence first). Sensitive instructions that m
 proves dead right after the site and that are not operands of the site; the choice among
 them is deterministic: banked r16-r31 of the bank in force (ascending), then the other GRs
 (ascending); predicates p6-p15 then p1-p5, p16-p63; branch registers b6, b7, b0-b5.
+
+A name is offered only when it surely means a register the site may use (primer sections 1,
+2): at a bank switch a banked name must be dead in both banks, and r32-r127 only inside a
+frame the code made itself (`cover`, then `alloc`, on every path: `own_frame_size`).
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -108,6 +113,8 @@ class Site:
     state: str = ""
     region: str = ""
     everything_live: str | None = None  # why the analysis could prove nothing free
+    unknown_paths: list[str] = field(default_factory=list)  # everything-live exits reachable from here
+    bank: int | None = None  # the register bank in force at the site (None: unknown)
     switched: str | None = None  # inside a macro replaced as a whole per hypervisor
 
     @property
@@ -115,12 +122,43 @@ class Site:
         return self.unresolved is None
 
 
+@lru_cache(maxsize=4)
+def _pattern_index(catalog: Catalog) -> dict[str, tuple[dict, list]]:
+    """mnemonic -> (patterns by their first instruction's first fixed register operand, as
+    (number of dests, operand index, name); patterns with no fixed register), each paired
+    with its rank in _patterns. Only a filter: _match_insn still decides."""
+    sentinels = set(SENTINEL.values())
+    index: dict[str, tuple[dict, list]] = {}
+    for rank, p in enumerate(_patterns(catalog)):
+        first = p.insns[0]
+        key = next(((len(first.dests), i, a.name) for i, a in enumerate(first.dests + first.srcs)
+                    if isinstance(a, Reg) and a.name not in sentinels), None)
+        fixed, free = index.setdefault(first.mnemonic, ({}, []))
+        (free if key is None else fixed.setdefault(key, [])).append((rank, p))
+    return index
+
+
+def _candidates(index: dict, s: Instruction) -> list[Pattern]:
+    """The patterns that can start at `s`, in _patterns order (longest first)."""
+    entry = index.get(s.mnemonic)
+    if entry is None:
+        return []
+    fixed, free = entry
+    found = list(free)
+    nd = len(s.dests)
+    for i, a in enumerate(s.dests + s.srcs):
+        if type(a) is Reg:
+            hit = fixed.get((nd, i, a.name))
+            if hit:
+                found += hit
+    if len(found) > 1:
+        found.sort(key=lambda rp: rp[0])
+    return [p for _, p in found]
+
+
 def find_sites(cfg: CFG, catalog: Catalog | None = None) -> list[Site]:
     cat = catalog or default_catalog()
-    pats = _patterns(cat)
-    by_first: dict[str, list[Pattern]] = {}
-    for p in pats:
-        by_first.setdefault(p.insns[0].mnemonic, []).append(p)
+    index = _pattern_index(cat)
     code = cfg.code
     sites: list[Site] = []
     pos = 0
@@ -134,7 +172,7 @@ def find_sites(cfg: CFG, catalog: Catalog | None = None) -> list[Site]:
             pos += 1
             continue
         matched = None
-        for p in by_first.get(s.mnemonic, ()):
+        for p in _candidates(index, s):
             binds: dict = {}
             k = len(p.insns)
             if pos + k > n:
@@ -228,6 +266,153 @@ def macros_used(loc, sources=None) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- register frame and bank
+#
+# Two ways a register *name* at a site can mean something other than what the liveness
+# tracked under that name (primer sections 1 and 2):
+# - r32-r127 are renamed by the register stack. At vector entry they are the interrupted
+#   frame (context state, preserved by `cover` and the RSE even if the name is written
+#   later in a new frame); after `cover` the frame is empty and naming r32 faults. Only
+#   after `cover` ... `alloc i,l,o,r` do r32..r32+sof-1 name registers the handler owns.
+# - A bank switch (`bsw.0/1`, BSW_0/BSW_1) changes what r16-r31 name in the middle of the
+#   replacement code, so a banked clobber must be dead in both banks.
+
+LOOP_ROTATIONS = {"ctop", "cexit", "wtop", "wexit"}
+
+
+def frame_event(s) -> tuple[str, int | None] | None:
+    """How statement `s` changes the register frame: ("alloc", sof or None), ("cover", None),
+    ("other", None) for any other renaming (br.call/br.ret/rfi/rotation/clrrrb), else None."""
+    if isinstance(s, PvCall):
+        if s.name == "COVER":
+            return ("cover", None)
+        return ("other", None) if s.name == "RFI" else None
+    if not isinstance(s, Instruction):
+        return None
+    if s.op == "alloc":
+        vals = [o.value if isinstance(o, Imm) else None for o in s.srcs[1:4]]
+        return ("alloc", sum(vals) if len(vals) == 3 and None not in vals else None)
+    if s.mnemonic == "cover":
+        return ("cover", None)
+    if s.op == "clrrrb" or s.mnemonic == "rfi":
+        return ("other", None)
+    if s.op in ("br", "brl") and ({"call", "ret"} | LOOP_ROTATIONS) & set(s.completers):
+        return ("other", None)
+    return None
+
+
+TOP = "top"  # not reached yet (the forward analysis starts optimistic)
+_FRAMES: dict[int, tuple] = {}  # id(cfg) -> (weak reference to it, table); a CFG is not hashable
+
+
+def _frame_step(state, s):
+    """Frame ownership after statement `s`: an int n (r32..r32+n-1 belong to a frame this code
+    made with `cover` then `alloc`), None (the interrupted frame, or unknown), or TOP."""
+    if state == TOP:
+        return TOP
+    ev = frame_event(s)
+    if ev is None:
+        return state
+    kind, n = ev
+    if kind == "cover":
+        return 0
+    if kind == "alloc":
+        return n if isinstance(state, int) and n is not None else None
+    return None
+
+
+def _meet(a, b):
+    if a == TOP:
+        return b
+    if b == TOP:
+        return a
+    if a is None or b is None:
+        return None
+    return min(a, b)
+
+
+def _frame_table(cfg: CFG) -> list:
+    """Frame ownership after every code position: a forward must-analysis over the CFG
+    (vector entries and code nothing reaches start with the interrupted frame, a merge keeps
+    the smaller own frame, summary nodes other than the nested miss forget it)."""
+    hit = _FRAMES.get(id(cfg))
+    if hit is not None and hit[0]() is cfg:
+        return hit[1]
+    g = cfg.graph
+    starts = {b for b in cfg.blocks if g.in_degree(b) == 0}
+    starts |= {cfg.entries[r.name] for r in cfg.regions if r.is_vector and r.name in cfg.entries}
+
+    def state_in(n):
+        st = None if n in starts else TOP
+        for pred in g.predecessors(n):
+            st = _meet(st, out.get(pred, TOP))
+        return st
+
+    out: dict = {}
+    work = deque(g.nodes)
+    queued = set(work)
+    while work:
+        n = work.popleft()
+        queued.discard(n)
+        st = state_in(n)
+        if isinstance(n, int):
+            for p in cfg.blocks[n].items:
+                st = _frame_step(st, cfg.code[p])
+        elif n[0] != "nested" and st != TOP:
+            st = None  # calls, unknown code: the frame may have changed
+        if out.get(n, TOP) != st:
+            out[n] = st
+            for succ in g.successors(n):
+                if succ not in queued:
+                    work.append(succ)
+                    queued.add(succ)
+    table: list = [None] * len(cfg.code)
+    for bid, blk in cfg.blocks.items():
+        st = state_in(bid)
+        for p in blk.items:
+            st = _frame_step(st, cfg.code[p])
+            table[p] = None if st == TOP else st
+    key = id(cfg)
+    _FRAMES[key] = (weakref.ref(cfg, lambda _ref, key=key: _FRAMES.pop(key, None)), table)
+    return table
+
+
+def own_frame_size(cfg: CFG, pos: int) -> int:
+    """How many stacked registers (r32 upwards) name a frame the code itself allocated, right
+    after code position `pos`: the sof of the `alloc` that follows a `cover` on every path to
+    it, with no other frame change between. 0 otherwise (the interrupted frame, or unknown).
+
+        cover ;; ... alloc r14=ar.pfs,0,0,2,0 ;; mov out0=cr.iim    -> 2 (r32, r33)
+        (vector entry) mov r16=cr.ifa                                -> 0 (context frame)
+    """
+    st = _frame_table(cfg)[pos]
+    return st if isinstance(st, int) else 0
+
+
+def switches_bank(s) -> bool:
+    if isinstance(s, PvCall):
+        return s.name in ("BSW_0", "BSW_1")
+    return isinstance(s, Instruction) and "bank_switch" in effects_of(s).flags
+
+
+def clobber_locations(cfg: CFG, live: Liveness, site: Site, reg: str) -> list[str] | None:
+    """The locations a clobber named `reg` at `site` may overwrite, bank-resolved; None when
+    the name cannot be proved to mean a register the site may use (unknown bank, a stacked
+    register outside the code's own frame)."""
+    last = site.pos + site.length - 1
+    if reg[0] == "r" and reg[1:].isdigit():
+        n = int(reg[1:])
+        if n >= 32 and n - 32 >= own_frame_size(cfg, last):
+            return None
+        if 16 <= n <= 31:
+            if any(switches_bank(cfg.code[site.pos + j]) for j in range(site.length)):
+                return [f"{reg}@0", f"{reg}@1"]
+            state = live.states[site.pos]
+            names = bank_names(reg, state.bank if state is not None else None)
+            return names if len(names) == 1 else None
+    return [reg]
+
+
 def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog | None = None, sources=None) -> None:
     """Fill free sets and the deterministic choice of every site."""
     u = live.universe
@@ -244,9 +429,10 @@ def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog 
         site.state = state.describe() if state is not None else "unreachable from a vector entry"
         region = cfg.region_of(site.pos)
         site.region = region.name if region else ""
+        site.unknown_paths = unknown_exits(cfg, live, last)
         if after == u.all:
-            site.everything_live = _why_all(cfg, live, last)
-        bank = state.bank if state is not None else None
+            site.everything_live = site.unknown_paths[0] if site.unknown_paths else _why_all(cfg, live, last)
+        site.bank = state.bank if state is not None else None
         operands = site_operands(cfg, site)
         dead = lambda names: all(not (after >> u.bit[n]) & 1 for n in names if n in u.bit)  # noqa: E731
         banked = [f"r{n}" for n in range(16, 32)]
@@ -254,8 +440,8 @@ def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog 
         for r in banked + GR_ORDER_OTHER:
             if r in operands:
                 continue
-            names = bank_names(r, bank)
-            if len(names) != 1:  # unknown bank: the name means two registers, never free
+            names = clobber_locations(cfg, live, site, r)
+            if names is None:  # unknown bank, or a stacked register of someone else's frame
                 continue
             if dead(names):
                 gr.append(r)
@@ -276,25 +462,49 @@ def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog 
             why = "; ".join(need)
             if site.everything_live:
                 why += f" ({site.everything_live})"
+            elif site.unknown_paths:
+                why += f" (paths reach {'; '.join(site.unknown_paths)})"
             site.unresolved = why
         else:
             site.chosen = gr[: site.needs_gr] + site.free_pr[: site.needs_pr]
 
 
-def _why_all(cfg: CFG, live: Liveness, pos: int) -> str:
-    """Why everything is live after `pos`: the nearest 'everything live' node reachable."""
+def unknown_exits(cfg: CFG, live: Liveness, pos: int) -> list[str]:
+    """The 'everything live' exits (unknown targets, unresolved calls and branches) that paths
+    from code position `pos` reach, nearest first, each saying where and why."""
     start = cfg.block_of[pos]
     seen = {start}
     q = deque([start])
+    out: list[str] = []
     while q:
         n = q.popleft()
         if n in live.why_all:
-            return live.why_all[n]
+            text = _describe_exit(cfg, n, live.why_all[n])
+            if text not in out:
+                out.append(text)
+            continue  # nothing flows back from beyond an everything-live exit
         for s in cfg.graph.successors(n):
             if s not in seen:
                 seen.add(s)
                 q.append(s)
-    return "every location is read before it is written on some path"
+    return out
+
+
+def _describe_exit(cfg: CFG, node, origin: str) -> str:
+    kind = node[0]
+    if kind in ("call", "unknown") and isinstance(node[1], int):
+        return f"{cfg.code[node[1]].loc.use_site}: {origin}"
+    if kind == "ext" and str(node[1]).startswith("return via"):
+        froms = sorted(p for p in cfg.graph.predecessors(node) if isinstance(p, int))
+        if froms:
+            return f"{cfg.code[cfg.blocks[froms[0]].last].loc.use_site}: {origin}"
+    return origin
+
+
+def _why_all(cfg: CFG, live: Liveness, pos: int) -> str:
+    """Why everything is live after `pos`: the nearest 'everything live' node reachable."""
+    found = unknown_exits(cfg, live, pos)
+    return found[0] if found else "every location is read before it is written on some path"
 
 
 def why_live(cfg: CFG, live: Liveness, pos: int, reg: str) -> WhyLive | None:

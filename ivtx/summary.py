@@ -1,20 +1,26 @@
-"""What `ivtx parse` tells about a file: handlers, instruction counts, sensitive instructions."""
+"""What `ivtx parse` tells about a file: handlers, instruction counts, sensitive instructions, bytes."""
 
 from __future__ import annotations
 
 from .effects import effects_of
 from .ir import Instruction, Label, Program, PvCall, Stop
-from .layout import regions
 from .printer import statement_text
 
 SENSITIVE = {"privileged", "sensitive"}
 
 
-def summarize(program: Program) -> dict:
+def summarize(program: Program, sizes=None) -> dict:
+    """`sizes` (ivtx.sizes.Sizes of `regions(program)`) gives each handler its bytes; without
+    it they are estimates (ivtx.layout.estimate_bytes)."""
+    from .sizes import estimated
+
     stmts = program.statements
     handlers = []
     total_sensitive = []
-    for r in regions(program):
+    if sizes is None:
+        sizes = estimated(program)
+    for rs in sizes.regions:
+        r = rs.region
         insns = 0
         pv = 0
         sens = []
@@ -41,6 +47,9 @@ def summarize(program: Program) -> dict:
             "pv_calls": pv,
             "stops": groups,
             "sensitive": sens,
+            "bytes": rs.bytes,
+            "bytes_source": rs.source,
+            "bytes_estimate": rs.estimate,
         })
     return {
         "file": program.path,
@@ -51,5 +60,6 @@ def summarize(program: Program) -> dict:
         "handlers": handlers,
         "vectors": sum(1 for h in handlers if h["vector"] is not None),
         "sensitive": len(total_sensitive),
+        "sizes": {"source": "exact" if sizes.exact else "estimate", "reason": sizes.reason},
         "warnings": [w.render() if hasattr(w, "render") else str(w) for w in program.warnings],
     }

@@ -1,0 +1,476 @@
+"""`ivtx bench`: how fast the analysis is, how it scales, and what the paravirtualized code costs.
+
+Every figure is measured here with Python's own clocks (`time.perf_counter`) and process
+accounting (`os.wait4`), and printed; no test asserts a speed (README, "Benchmarks"):
+- per stage (preprocess, parse, cfg, liveness, sites, emit) on the bundled samples and the
+  given files: minimum and median over `repeat` in-process runs after one warm-up;
+- on synthetic IVTs (ivtx.synth) of 1x, 10x, 100x a full table: the same stages, the fitted
+  scaling exponent (least squares of log time against log statements), `ia64-linux-gnu-as -x`
+  on the same preprocessed text as a ratio, and the whole `ivtx report` process (wall time,
+  peak resident memory);
+- with ivtx.transform present: per convention and handler, bytes before/after, slot use, and
+  for the TLB-miss vectors the instruction groups on the shortest path from entry to `rfi`.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .diag import IvtxError
+
+STAGES = ("preprocess", "parse", "cfg", "liveness", "sites", "emit")
+GAS = "ia64-linux-gnu-as"
+SCHEMA = "ivtx-bench/1"
+TLB_MISS_VECTORS = (0, 1, 2, 3, 4)  # VHPT, ITLB, DTLB, alternate ITLB/DTLB (primer section 3)
+CONVENTIONS = (("pvops", "macro"), ("pvops", "call"), ("pal-static", None))
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+
+
+def stats(samples: list[float]) -> dict:
+    return {"min": min(samples), "median": statistics.median(samples), "runs": len(samples)}
+
+
+def fit_exponent(sizes: list[float], times: list[float]) -> float | None:
+    """Slope of the least-squares line through (log size, log time): time ~ size**k.
+
+    >>> round(fit_exponent([1, 10, 100], [0.1, 1.0, 10.0]), 6)
+    1.0
+    """
+    pts = [(math.log(s), math.log(t)) for s, t in zip(sizes, times) if s > 0 and t > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    if sxx == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in pts) / sxx
+
+
+def transform_module():
+    """ivtx.transform when it is installed, else None (the cost part is then skipped)."""
+    if importlib.util.find_spec("ivtx.transform") is None:
+        return None
+    return importlib.import_module("ivtx.transform")
+
+
+# --------------------------------------------------------------------------- in-process stages
+
+
+def run_stages(path: str, opts, emit=None) -> tuple[object, dict]:
+    """One analysis (pipeline.analyse, which times its own stages) plus `emit(analysis)`."""
+    from .pipeline import analyse
+
+    gc.collect()
+    t0 = time.perf_counter()
+    a = analyse(path, opts)
+    t1 = time.perf_counter()
+    times = {k: a.timings.get(k, 0.0) for k in STAGES if k != "emit"}
+    total = t1 - t0
+    if emit is not None:
+        t2 = time.perf_counter()
+        emit(a)
+        times["emit"] = time.perf_counter() - t2
+        total += times["emit"]
+    times["total"] = total
+    return a, times
+
+
+def measure_input(path: str, opts, runs: int, emit=None) -> dict:
+    """Stage times over `runs` runs (the caller has warmed up), and the input's size."""
+    samples: dict[str, list[float]] = {}
+    a = None
+    for _ in range(max(runs, 1)):
+        a, times = run_stages(path, opts, emit)
+        for k, v in times.items():
+            samples.setdefault(k, []).append(v)
+    return {"file": path, "statements": len(a.program.statements), "code": len(a.cfg.code),
+            "sites": len(a.sites), "stages": {k: stats(v) for k, v in samples.items()}}
+
+
+def default_emit():
+    """`transform(analysis, 'pvops', 'macro')` as the emit stage, or None without ivtx.transform."""
+    mod = transform_module()
+    if mod is None:
+        return None
+    conv, render = CONVENTIONS[0]
+
+    def emit(a):
+        try:
+            mod.transform(a, conv, render)
+        except IvtxError:
+            pass  # an unresolvable site: the time to find that out is still the stage's time
+
+    return emit
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class ProcessRun:
+    wall: float  # seconds
+    cpu: float  # user + sys seconds
+    maxrss_mb: float  # peak resident set of that process
+    status: int
+    stderr: str
+
+
+def run_process(cmd: list[str], env: dict | None = None) -> ProcessRun:
+    """Run `cmd` (stdout discarded), with its own rusage from wait4 (not the children total)."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    return ProcessRun(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode, text)
+
+
+def _ivtx_env() -> dict:
+    """The environment for `python -m ivtx.cli`: this very package first on the path."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def report_process(path: str, runs: int, extra: list[str] | None = None) -> dict:
+    """Whole-process `ivtx report FILE` (table to a pipe), min/median wall time and peak RSS."""
+    cmd = [sys.executable, "-m", "ivtx.cli", "report", path, *(extra or [])]
+    env = _ivtx_env()
+    done = [run_process(cmd, env) for _ in range(max(runs, 1))]
+    failed = next((r for r in done if r.status not in (0, 1)), None)
+    out = {"command": "ivtx report " + " ".join([Path(path).name, *(extra or [])]),
+           "wall": stats([r.wall for r in done]), "cpu": stats([r.cpu for r in done]),
+           "maxrss_mb": max(r.maxrss_mb for r in done)}
+    if failed is not None:
+        out["error"] = f"exit {failed.status}: {failed.stderr.strip().splitlines()[-1:] or ''}"
+    return out
+
+
+def gas_time(pp_text: str, runs: int, workdir: str) -> dict | None:
+    """`ia64-linux-gnu-as -x` on the preprocessed text; None when gas is not on PATH."""
+    gas = shutil.which(GAS)
+    if gas is None:
+        return None
+    src = os.path.join(workdir, "input.s")
+    obj = os.path.join(workdir, "input.o")
+    Path(src).write_text(pp_text)
+    done = [run_process([gas, "-x", "-o", obj, src]) for _ in range(max(runs, 1))]
+    out = {"wall": stats([r.wall for r in done]), "maxrss_mb": max(r.maxrss_mb for r in done)}
+    if done[-1].status != 0 or done[-1].stderr.strip():
+        out["note"] = (done[-1].stderr.strip().splitlines() or [f"exit {done[-1].status}"])[0]
+    return out
+
+
+def traced_peak_mb(path: str, opts) -> float:
+    """tracemalloc's peak of one in-process analysis (Python allocations only), in MB."""
+    import tracemalloc
+
+    from .pipeline import analyse
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        analyse(path, opts)
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+# --------------------------------------------------------------------------- synthetic scaling
+
+
+def scaling(sizes: list[int], opts, repeat: int, workdir: str, seed: int = 0, progress=None) -> dict:
+    """Stages, gas, the report process and memory on synth.generate(size) for each size."""
+    from .preprocess import preprocess
+    from .synth import generate
+
+    rows = []
+    keep = frozenset(opts.cat().ops)
+    for size in sizes:
+        runs = max(1, repeat // size)
+        path = os.path.join(workdir, f"synth_{size}x.S")
+        Path(path).write_text(generate(size, seed))
+        if progress:
+            progress(f"synthetic {size}x: analysis ({runs} run{'s' if runs > 1 else ''})")
+        row = {"size": size, "seed": seed, **measure_input(path, opts, runs)}
+        pp = preprocess(path, keep_undefined=keep)
+        if progress:
+            progress(f"synthetic {size}x: {GAS} -x, ivtx report process, memory")
+        row["gas"] = gas_time(pp.text, runs, workdir)
+        row["report_process"] = report_process(path, runs)
+        row["traced_peak_mb"] = traced_peak_mb(path, opts) if size <= 10 else None
+        rows.append(row)
+    out = {"rows": rows}
+    if len(rows) > 1:
+        xs = [r["statements"] for r in rows]
+        out["exponent"] = {k: fit_exponent(xs, [r["stages"][k]["min"] for r in rows])
+                           for k in rows[0]["stages"]}
+        out["exponent_report_process"] = fit_exponent(xs, [r["report_process"]["wall"]["min"] for r in rows])
+    return out
+
+
+# --------------------------------------------------------------------------- cost of the pv output
+
+
+def groups_to_rfi(cfg, entry_block: int, own_externals: set[str]) -> int | None:
+    """Fewest instruction groups executed from a block to an `rfi` (0-1 BFS over positions).
+
+    A branch to a symbol outside the file that the native code never named (a pv stub) is
+    taken to return to the next instruction: the stub's own groups are not counted."""
+    from collections import deque
+
+    code, group, blocks = cfg.code, cfg.group, cfg.blocks
+    g = cfg.graph
+    start = blocks[entry_block].first
+    best = {start: 1}
+    q = deque([(start, 1)])
+
+    def successors(pos):
+        blk = blocks[cfg.block_of[pos]]
+        if pos != blk.last:
+            yield pos + 1
+            return
+        todo, seen = list(g.successors(blk.id)), set()
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if isinstance(n, int):
+                yield blocks[n].first
+            elif n[0] == "rfi":
+                yield "rfi"
+            elif n[0] in ("call", "nested"):
+                todo.extend(g.successors(n))
+            elif n[0] == "ext" and n[1] not in own_externals and pos + 1 < len(code):
+                yield pos + 1
+
+    while q:
+        pos, cost = q.popleft()
+        if cost > best.get(pos, cost):
+            continue
+        for nxt in successors(pos):
+            if nxt == "rfi":
+                return cost
+            step = 0 if group[nxt] == group[pos] else 1
+            if cost + step < best.get(nxt, 1 << 30):
+                best[nxt] = cost + step
+                (q.appendleft if step == 0 else q.append)((nxt, cost + step))
+    return None
+
+
+def _handler_bytes(program, regs) -> dict[str, tuple[int, bool]]:
+    """name -> (bytes, exact) per vector region: from the object file when ivtx.sizes can."""
+    try:
+        from .sizes import region_sizes
+
+        sz = region_sizes(program, regs)
+        return {rs.region.name: (rs.exact if rs.exact is not None else rs.estimate, rs.exact is not None)
+                for rs in sz.regions}
+    except ImportError:
+        from .layout import estimate_bytes
+
+        return {r.name: (estimate_bytes(program.statements[r.start:r.end]), False) for r in regs}
+
+
+def pv_cost(a, mod) -> list[dict]:
+    """Per convention: per handler bytes before/after and slot use; TLB-miss groups to rfi."""
+    from .cfg import build_cfg
+    from .layout import regions
+
+    before_regs = [r for r in a.cfg.regions if r.is_vector]
+    before = _handler_bytes(a.program, before_regs)
+    externals = {n[1] for n in a.cfg.graph.nodes if isinstance(n, tuple) and n[0] == "ext"}
+    out = []
+    for conv, render in CONVENTIONS:
+        entry = {"convention": conv, "render": render, "handlers": []}
+        try:
+            res = mod.transform(a, conv, render)
+            after_prog = res.program
+            after_regs = [r for r in regions(after_prog) if r.is_vector]
+            after = _handler_bytes(after_prog, after_regs)
+            after_cfg = build_cfg(after_prog)
+        except IvtxError as exc:
+            entry["skipped"] = exc.message
+            out.append(entry)
+            continue
+        by_name = {r.name: r for r in after_regs}
+        for r in before_regs:
+            ra = by_name.get(r.name)
+            b0, exact0 = before.get(r.name, (0, False))
+            b1, exact1 = after.get(r.name, (0, False)) if ra else (None, False)
+            h = {"handler": r.name, "vector": r.vector, "slot": r.slot, "bytes_before": b0, "bytes_after": b1,
+                 "exact": exact0 and exact1, "bundles_before": b0 // 16,
+                 "bundles_after": None if b1 is None else b1 // 16,
+                 "slot_use": None if b1 is None else b1 / r.slot}
+            if r.vector in TLB_MISS_VECTORS and ra is not None:
+                g0 = groups_to_rfi(a.cfg, a.cfg.entries[r.name], externals) if r.name in a.cfg.entries else None
+                g1 = (groups_to_rfi(after_cfg, after_cfg.entries[ra.name], externals)
+                      if ra.name in after_cfg.entries else None)
+                h["groups_to_rfi_before"], h["groups_to_rfi_after"] = g0, g1
+            entry["handlers"].append(h)
+        hs = entry["handlers"]
+        entry["total"] = {"bytes_before": sum(h["bytes_before"] for h in hs),
+                          "bytes_after": sum(h["bytes_after"] or 0 for h in hs),
+                          "over_slot": [h["handler"] for h in hs if h["slot_use"] is not None and h["slot_use"] > 1]}
+        out.append(entry)
+    return out
+
+
+# --------------------------------------------------------------------------- the whole bench
+
+
+def bench_inputs(files: list[str]) -> list[str]:
+    samples = sorted(str(p) for p in SAMPLES_DIR.glob("*.S")) if SAMPLES_DIR.is_dir() else []
+    return samples + list(files)
+
+
+def run_bench(files: list[str], opts, sizes: list[int], repeat: int, progress=None) -> dict:
+    """Everything `ivtx bench` prints, as one JSON-ready dict (schema ivtx-bench/1)."""
+    from . import __version__
+
+    inputs = bench_inputs(files)
+    emit = default_emit()
+    mod = transform_module()
+    result = {"schema": SCHEMA, "ivtx": __version__, "python": sys.version.split()[0], "repeat": repeat,
+              "transform": mod is not None, "gas": shutil.which(GAS) is not None, "inputs": [],
+              "process": [], "cost": []}
+    if not SAMPLES_DIR.is_dir():
+        result["note"] = f"bundled samples not found ({SAMPLES_DIR}): only the given files are measured"
+    if inputs:
+        run_stages(inputs[0], opts, emit)  # warm-up: grammar, tables, catalog patterns
+    for path in inputs:
+        if progress:
+            progress(f"stages: {Path(path).name}")
+        result["inputs"].append(measure_input(path, opts, repeat, emit))
+    with tempfile.TemporaryDirectory(prefix="ivtx-bench-") as work:
+        if sizes:
+            result["scaling"] = scaling(sizes, opts, repeat, work, progress=progress)
+        for path in files:
+            if progress:
+                progress(f"ivtx report process: {Path(path).name}")
+            result["process"].append({"file": path, **report_process(path, repeat)})
+    if mod is not None:
+        from .pipeline import analyse
+
+        for path in inputs:
+            if progress:
+                progress(f"pv cost: {Path(path).name}")
+            result["cost"].append({"file": path, "conventions": pv_cost(analyse(path, opts), mod)})
+    return result
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _ms(s: dict | None) -> str:
+    if not s:
+        return "-"
+    return f"{s['min'] * 1e3:.1f} / {s['median'] * 1e3:.1f}"
+
+
+def render(result: dict, color: bool | None = None) -> str:
+    """The bench as rich tables (times in ms as min / median)."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    if color is None:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    con = Console(file=io.StringIO(), force_terminal=color, no_color=not color, width=200, highlight=False)
+    stage_cols = [s for s in STAGES if any(s in i["stages"] for i in result["inputs"])] or list(STAGES[:-1])
+    t = Table(title="Stages, in-process (ms, min / median)", header_style="bold")
+    t.add_column("input")
+    t.add_column("stmts", justify="right")
+    for s in [*stage_cols, "total"]:
+        t.add_column(s, justify="right")
+    for i in result["inputs"]:
+        t.add_row(Path(i["file"]).name, str(i["statements"]), *(_ms(i["stages"].get(s)) for s in [*stage_cols, "total"]))
+    con.print(t)
+    if not result["transform"]:
+        con.print("emit: skipped (ivtx.transform is not installed)")
+    sc = result.get("scaling")
+    if sc:
+        t = Table(title="Synthetic IVTs (ivtx.synth): in-process ms min / median; processes min wall", header_style="bold")
+        for c in ("size", "stmts", *stage_cols, "total", "gas -x", "ivtx/gas", "report proc", "proc/gas",
+                  "RSS MB", "traced MB"):
+            t.add_column(c, justify="right")
+        for r in sc["rows"]:
+            gas = r["gas"]
+            gas_min = gas["wall"]["min"] if gas else None
+            proc = r["report_process"]
+            t.add_row(f"{r['size']}x", str(r["statements"]), *(_ms(r["stages"].get(s)) for s in [*stage_cols, "total"]),
+                      f"{gas_min * 1e3:.1f}" if gas_min else "-",
+                      f"{r['stages']['total']['min'] / gas_min:.2f}" if gas_min else "-",
+                      f"{proc['wall']['min'] * 1e3:.0f}",
+                      f"{proc['wall']['min'] / gas_min:.2f}" if gas_min else "-",
+                      f"{proc['maxrss_mb']:.0f}",
+                      "-" if r["traced_peak_mb"] is None else f"{r['traced_peak_mb']:.0f}")
+        con.print(t)
+        if not result["gas"]:
+            con.print(f"gas: skipped ({GAS} not on PATH)")
+        notes = [f"{r['size']}x: {r['gas']['note']}" for r in sc["rows"] if r["gas"] and r["gas"].get("note")]
+        for n in notes:
+            con.print(f"gas said: {n}")
+        ex = sc.get("exponent")
+        if ex:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in ex.items() if v is not None and k != "total")
+            con.print(f"scaling exponent (time ~ statements^k, least squares over {len(sc['rows'])} sizes): "
+                      f"total {ex['total']:.2f}; report process {sc['exponent_report_process']:.2f}; {parts}")
+    if result["process"]:
+        t = Table(title="Whole process", header_style="bold")
+        for c in ("command", "wall ms (min / median)", "cpu ms (min / median)", "peak RSS MB"):
+            t.add_column(c, justify="right" if c != "command" else "left")
+        for p in result["process"]:
+            t.add_row(p["command"], _ms(p["wall"]), _ms(p["cpu"]), f"{p['maxrss_mb']:.0f}")
+        con.print(t)
+    for c in result["cost"]:
+        _render_cost(con, c)
+    return con.file.getvalue()
+
+
+def _render_cost(con, c: dict) -> None:
+    from rich.table import Table
+
+    for conv in c["conventions"]:
+        name = conv["convention"] + (f"/{conv['render']}" if conv["render"] else "")
+        title = f"{Path(c['file']).name}: {name}"
+        if "skipped" in conv:
+            con.print(f"{title}: not transformed ({conv['skipped']})")
+            continue
+        t = Table(title=title, header_style="bold")
+        for col in ("handler", "vector", "bundles", "slot use", "groups to rfi"):
+            t.add_column(col, justify="left" if col == "handler" else "right")
+        for h in conv["handlers"]:
+            if h["bytes_before"] == h["bytes_after"] and "groups_to_rfi_before" not in h:
+                continue
+            after = "-" if h["bundles_after"] is None else str(h["bundles_after"])
+            use = "-" if h["slot_use"] is None else f"{h['slot_use']:.0%}"
+            groups = ""
+            if "groups_to_rfi_before" in h:
+                g0, g1 = h["groups_to_rfi_before"], h["groups_to_rfi_after"]
+                groups = f"{g0} -> {g1}" if g0 is not None and g1 is not None else "no path"
+            exact = "" if h["exact"] else " (est.)"
+            t.add_row(h["handler"], str(h["vector"]), f"{h['bundles_before']} -> {after}{exact}", use, groups)
+        tot = conv["total"]
+        t.add_row("total", "", f"{tot['bytes_before'] // 16} -> {tot['bytes_after'] // 16}", "", "")
+        con.print(t)
+        if tot["over_slot"]:
+            con.print(f"over their slot: {', '.join(tot['over_slot'])}")

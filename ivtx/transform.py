@@ -1,0 +1,704 @@
+"""`ivtx transform`: paravirtualize every privileged site (design.md "Conventions", "Creating clobbers").
+
+    transform(analysis, "pvops")                     each native site -> its pv_ops macro call
+    transform(analysis, "pvops", render="call")      each site -> indirect call through a pv_ops table
+    transform(analysis, "pal-static")                each site -> PAL static-registers-only call
+
+Sites are edited where they are written (source-preserving text edits, emit_macro.py); a site
+inside a macro body is edited once, in the body, with clobbers dead at every use of the macro.
+When a site lacks registers, restructure.py tries the design's restructurings in order; a site
+that still cannot be given what it needs is *unresolved*: the result then carries no text at
+all. Every output is re-analysed (the liveness of the output itself) and every register the
+emitted code clobbers must be dead there, or transform fails loudly (IvtxInternal).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .diag import IvtxError
+from .emit_macro import (NATIVE_HEADER, Located, SourceFiles, Span, TextEdit, Unplaceable, apply_edits,
+                         delete_span, include_edit, replace_span, includes_pv_header, locate, locate_pvcall, macro_call,
+                         native_header)
+from .ir import Instruction, Program, PvCall, Stop
+from .liveness import bank_names
+from .printer import statement_text
+from .pvcatalog import Catalog, PvOp
+from .sites import Site, _patterns
+
+CONVENTIONS = ("pvops", "pal-static")
+RENDERS = ("macro", "call")
+BACKENDS = ("native",)
+
+
+class IvtxInternal(AssertionError):
+    """The output failed transform's own re-analysis: a bug in ivtx, never a user error."""
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class EditRecord:
+    """One site (or one macro-body site for all its uses) as edited."""
+
+    site: str  # the use site(s) in the user's file
+    where: str  # file:line of the edited text
+    op: str
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass
+class Restructuring:
+    kind: str  # rename | rematerialize | move | save-restore | out-of-line | stop
+    site: str
+    moved: str  # what moved where
+    why: str
+    region: str = ""  # the vector (or other code region) it changed
+
+
+@dataclass
+class UnresolvedSite:
+    site: str
+    instruction: str
+    op: str | None
+    reason: str
+
+
+@dataclass
+class VectorSize:
+    name: str
+    offset: int | None
+    slot: int | None
+    before: int  # bytes (exact from the object file when `exact`, else layout.estimate_bytes)
+    after: int
+    exact: bool = False
+
+
+@dataclass
+class TransformResult:
+    convention: str
+    render: str
+    backend: str
+    text: str | None  # the output source (None when a site is unresolved: nothing is emitted)
+    program: Program | None  # its IR, parsed (pv ops kept as PvCall; stubs as real code)
+    native_program: Program | None = None  # the same with the pv macros expanded natively
+    support: dict[str, str] = field(default_factory=dict)  # support file name -> text
+    headers: dict[str, str] = field(default_factory=dict)  # edited included files (relative name) -> text
+    header_sources: dict[str, str] = field(default_factory=dict)  # relative name -> the file it edits
+    edits: list[EditRecord] = field(default_factory=list)
+    restructurings: list[Restructuring] = field(default_factory=list)
+    unresolved: list[UnresolvedSite] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    vectors: list[VectorSize] = field(default_factory=list)
+    call_table: dict[int, str] = field(default_factory=dict)  # call rendering: table entry -> stub label
+    source_path: str = ""
+    source_text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.unresolved
+
+
+# --------------------------------------------------------------------------- site groups
+
+
+@dataclass
+class SiteGroup:
+    """A site as written: one source text, every expansion of it (`uses`) and what they share."""
+
+    uses: list[Site]
+    op: PvOp
+    kind: str  # native | pvcall
+    located: list[Located] = field(default_factory=list)  # per pattern instruction (native)
+    pv_span: Span | None = None  # the call text (pvcall)
+    in_macro: bool = False
+    stops: list[Span] = field(default_factory=list)  # `;;` between the pattern's instructions
+    role_text: dict[str, str] = field(default_factory=dict)  # non-clobber roles as written
+    free_gr: list[str] = field(default_factory=list)  # dead after every use, not operands
+    free_pr: list[str] = field(default_factory=list)
+    free_br: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def first(self) -> Site:
+        return self.uses[0]
+
+    @property
+    def span(self) -> Span:
+        return self.pv_span if self.pv_span is not None else self.located[0].span
+
+
+def site_name(a, site: Site) -> str:
+    s = a.cfg.code[site.pos]
+    region = a.cfg.region_of(site.pos)
+    where = f" in {region.name}" if region is not None else ""
+    return f"{s.loc.use_site}{where}"
+
+
+def region_name(a, site: Site) -> str:
+    region = a.cfg.region_of(site.pos)
+    return region.name if region is not None else ""
+
+
+def _usable(regs: list[str]) -> list[str]:
+    """Registers emitted code may use: stacked r32-r127 exist only inside the current frame
+    (CFM.sof, which ivtx does not track), so they are never chosen."""
+    return [r for r in regs if not (r[0] == "r" and r[1:].isdigit() and int(r[1:]) >= 32)]
+
+
+def _loc_key(s) -> tuple:
+    return (s.loc.file, s.loc.line, s.loc.col)
+
+
+def collect_groups(a, files: SourceFiles, kinds: tuple[str, ...], catalog: Catalog) -> tuple[list[SiteGroup], list[str]]:
+    """Group the sites of `kinds` by the source text they come from; note the others."""
+    code = a.cfg.code
+    by_loc: dict[tuple, list[int]] = {}
+    for p, s in enumerate(code):
+        by_loc.setdefault(_loc_key(s), []).append(p)
+    groups: dict[tuple, SiteGroup] = {}
+    notes: list[str] = []
+    for site in a.sites:
+        s = code[site.pos]
+        if site.op is None:
+            notes.append(f"{site_name(a, site)}: '{statement_text(s)}' is sensitive but has no pv op in the catalog; "
+                         "left as written")
+            continue
+        if site.switched:
+            notes.append(f"{site_name(a, site)}: '{statement_text(s)}' left as written: {site.switched}")
+            continue
+        if site.kind not in kinds:
+            continue
+        key = tuple(_loc_key(code[site.pos + j]) for j in range(site.length))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = SiteGroup([], site.op, site.kind)
+        g.uses.append(site)
+    out = []
+    for key, g in groups.items():
+        _describe(a, g, files, catalog, by_loc.get(key[0], []))
+        out.append(g)
+    out.sort(key=lambda g: g.first.pos)
+    return out, notes
+
+
+def _describe(a, g: SiteGroup, files: SourceFiles, catalog: Catalog, same_text: list[int]) -> None:
+    code = a.cfg.code
+    first = g.first
+    if len(same_text) != len(g.uses) or any(u.op is not g.op or u.length != first.length for u in g.uses):
+        g.problem = (f"its text ({code[first.pos].loc.file}:{code[first.pos].loc.line}) expands at "
+                     f"{len(same_text)} places that are not all the same pv site; editing it would change the others")
+        return
+    try:
+        if g.kind == "pvcall":
+            span, args, g.in_macro = locate_pvcall(code[first.pos], files)
+            g.pv_span = span
+            g.role_text = {r: t for r, t in zip(g.op.args, args)}
+        else:
+            g.located = [locate(code[first.pos + j], files) for j in range(first.length)]
+            g.in_macro = g.located[0].in_macro
+            g.role_text = _role_texts(g, code[first.pos:first.pos + first.length], catalog)
+            g.stops = _stops_between(a, first, files)
+    except Unplaceable as exc:
+        g.problem = str(exc)
+        return
+    gr = pr = br = None
+    for u in g.uses:
+        ugr, upr, ubr = _usable(u.free_gr), u.free_pr, u.free_br
+        gr = ugr if gr is None else [r for r in gr if r in ugr]
+        pr = upr if pr is None else [p for p in pr if p in upr]
+        br = ubr if br is None else [b for b in br if b in ubr]
+    g.free_gr, g.free_pr, g.free_br = gr or [], pr or [], br or []
+
+
+def _role_texts(g: SiteGroup, insns: list, catalog: Catalog) -> dict[str, str]:
+    """Role -> operand text as written, through the catalog pattern the site matched."""
+    from .sites import SENTINEL
+
+    site = g.first
+    kr = int(site.args["kr"]) if "kr" in site.args else None
+    pat = next(p for p in _patterns(catalog) if p.op is g.op and p.kr == kr)
+    inv = {v: k for k, v in SENTINEL.items()}
+    out: dict[str, str] = {}
+    for pi, ins, loc in zip(pat.insns, insns, g.located):
+        if pi.qp in inv:
+            out.setdefault(inv[pi.qp], loc.qp or "p0")
+        for po, text in zip(pi.dests + pi.srcs, loc.dests + loc.srcs):
+            name = getattr(po, "name", None)
+            if name in inv:
+                out.setdefault(inv[name], text)
+    if kr is not None:
+        out["kr"] = str(kr)
+    return out
+
+
+def _stops_between(a, site: Site, files: SourceFiles) -> list[Span]:
+    code, stmts = a.cfg.code, a.cfg.program.statements
+    if site.length == 1:
+        return []
+    lo, hi = a.cfg.stmt_index[site.pos], a.cfg.stmt_index[site.pos + site.length - 1]
+    out = []
+    for s in stmts[lo + 1:hi]:
+        if isinstance(s, Stop):
+            if not files.editable(s.loc.file):
+                raise Unplaceable(f"a stop inside the site is written in {s.loc.file}")
+            line = files.line(s.loc.file, s.loc.line)
+            i = s.loc.col - 1
+            if line[i:i + 2] != ";;":
+                raise Unplaceable(f"the stop inside the site is not spelled ';;' at {s.loc}")
+            out.append(Span(s.loc.file, s.loc.line, i, i + 2))
+    del code
+    return out
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def transform(analysis, convention: str, render: str = "macro", backend: str = "native", *,
+              options=None, sizes: str = "auto") -> "TransformResult":
+    """Paravirtualize `analysis` (an ivtx.pipeline.Analysis); see the module docstring."""
+    from .pipeline import Options
+
+    if convention not in CONVENTIONS:
+        raise IvtxError(f"unknown convention '{convention}' (known: {', '.join(CONVENTIONS)})")
+    if render not in RENDERS:
+        raise IvtxError(f"unknown rendering '{render}' (known: {', '.join(RENDERS)})")
+    if backend not in BACKENDS:
+        raise IvtxError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
+    opts = options or Options()
+    a = analysis
+    catalog = opts.cat()
+    from .preprocess import prelude_path
+
+    files = SourceFiles(not_editable=(prelude_path(),))
+    main = a.path
+    kinds = ("native",) if (convention == "pvops" and render == "macro") else ("native", "pvcall")
+    groups, notes = collect_groups(a, files, kinds, catalog)
+    out_of_line: frozenset = frozenset()
+    while True:
+        res = TransformResult(convention, render if convention == "pvops" else "call", backend, None, None,
+                              source_path=main, source_text=files.text(main))
+        res.warnings.extend(notes)
+        _existing_pvcalls(a, res, kinds)
+        _emit(a, res, groups, files, opts, convention, render, sizes, out_of_line)
+        over = {v.name: v for v in res.vectors if v.slot and v.after > v.slot}
+        if res.unresolved or not over or (convention, render) == ("pvops", "macro"):
+            break
+        more = {g.first.pos for g in groups if len(g.uses) == 1 and region_name(a, g.first) in over
+                and (a.liveness.states[g.first.pos] or _NO_STATE).dt == 1} - out_of_line
+        if not more:
+            for v in over.values():
+                res.unresolved.append(UnresolvedSite(v.name, f"vector at {v.offset:#06x}", None,
+                                                     f"needs {v.after} bytes of its {v.slot:#x}-byte slot "
+                                                     "even with its table calls out of line"))
+            res.text = res.program = res.native_program = None
+            res.headers, res.header_sources = {}, {}
+            break
+        out_of_line |= more
+    return res
+
+
+class _NoState:
+    dt = None
+
+
+_NO_STATE = _NoState()
+
+
+def _emit(a, res: "TransformResult", groups, files: SourceFiles, opts, convention: str, render: str, sizes: str,
+          out_of_line: frozenset) -> None:
+    """One rendering pass: plan, edit, write the result, re-analyse (the self-check)."""
+    catalog = opts.cat()
+    main = a.path
+    if convention == "pvops" and render == "macro":
+        plan = _plan_macro(a, groups, files, res, opts)
+        res.support[NATIVE_HEADER] = native_header(catalog)
+    elif convention == "pvops":
+        from .emit_call import plan_calls
+
+        plan = plan_calls(a, groups, files, res, catalog, out_of_line)
+    else:
+        from .emit_pal import plan_pal
+
+        plan = plan_pal(a, groups, files, res, catalog, out_of_line)
+    if res.unresolved:
+        return
+    edits = plan.edits
+    if plan.needs_pv_header and not includes_pv_header(_all_source_texts(main, opts)):
+        edits = edits + [include_edit(main, files.text(main))]
+        res.warnings.append(f"{main}: added '#include <{NATIVE_HEADER}>' (no pv_ops header was included)")
+    texts, where = apply_edits(files, edits)
+    if plan.append_main:
+        texts[main] = texts.get(main, files.text(main)).rstrip("\n") + "\n" + plan.append_main
+    res.support.update(plan.support)
+    res.text = texts.get(main, files.text(main))
+    for name, text in texts.items():
+        if name != main:
+            rel = _relative_name(name, main, opts)
+            res.headers[rel] = text
+            res.header_sources[rel] = name
+    _reanalyse(a, res, opts, plan, where, sizes)
+
+
+@dataclass
+class Plan:
+    """What a rendering decided: the text edits, support files, and what the self-check verifies."""
+
+    edits: list[TextEdit] = field(default_factory=list)
+    support: dict[str, str] = field(default_factory=dict)
+    needs_pv_header: bool = False
+    append_main: str = ""
+    # tag -> what the self-check verifies at the places the tagged edit expands to
+    checks: dict = field(default_factory=dict)
+    rewrite: object = None  # program -> None: the self-check's model of the calls (emit_call)
+
+
+def _existing_pvcalls(a, res: TransformResult, kinds) -> None:
+    """pv calls already in the source stay as written (macro rendering); a written clobber that is
+    live is reported, not fixed (`ivtx check` explains it)."""
+    if "pvcall" in kinds:
+        return
+    from .sites import why_live
+
+    for site in a.sites:
+        if site.kind != "pvcall" or site.op is None:
+            continue
+        state = a.liveness.states[site.pos]
+        bank = state.bank if state is not None else None
+        for role, val in site.args.items():
+            if site.op.role_kind(role) not in ("clob", "pclob"):
+                continue
+            names = bank_names(val, bank)
+            live = len(names) != 1 or why_live(a.cfg, a.liveness, site.pos, names[0]) is not None
+            if live:
+                res.warnings.append(f"{site_name(a, site)}: existing {statement_text(a.cfg.code[site.pos])}: "
+                                    f"clobber {val} is not provably dead after it (kept as written; see ivtx check)")
+
+
+def _all_source_texts(main: str, opts) -> list[str]:
+    from .preprocess import preprocess
+
+    keep = frozenset() if opts.expand_pv else frozenset(opts.cat().ops)
+    pp = preprocess(main, include_dirs=opts.include_dirs, defines=opts.defines, undefines=opts.undefines,
+                    prelude=opts.prelude, keep_undefined=keep)
+    from .preprocess import prelude_path
+
+    return ["\n".join(lines) for name, lines in pp.sources.texts.items() if name != prelude_path()]
+
+
+def _relative_name(name: str, main: str, opts) -> str:
+    """Where an edited header goes, relative to the output file's directory: its path relative to
+    the main source's directory, else to the include directory it was found through."""
+    for base in [os.path.dirname(os.path.abspath(main))] + [os.path.abspath(d) for d in opts.include_dirs]:
+        rel = os.path.relpath(os.path.abspath(name), base)
+        if not rel.startswith(".."):
+            return rel
+    raise IvtxError(f"an edited site is in {name}, which is neither under the source's directory nor under "
+                    "an include directory: ivtx cannot place the edited copy", None)
+
+
+# --------------------------------------------------------------------------- macro rendering
+
+
+def _plan_macro(a, groups: list[SiteGroup], files: SourceFiles, res: TransformResult, opts) -> Plan:
+    from .restructure import create_clobbers
+
+    plan = Plan()
+    for g in groups:
+        name = ", ".join(site_name(a, u) for u in g.uses)
+        text = statement_text(a.cfg.code[g.first.pos]) + ("; ..." if g.first.length > 1 else "")
+        if g.problem:
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name, g.problem))
+            continue
+        need_gr, need_pr = g.first.needs_gr, g.first.needs_pr
+        extra: list[TextEdit] = []
+        if len(g.free_gr) < need_gr or len(g.free_pr) < need_pr:
+            fix = create_clobbers(a, g, files, need_gr, need_pr, opts.cat(), "macro")
+            if fix.reason is not None:
+                res.unresolved.append(UnresolvedSite(name, text, g.op.name, _shortage(g, need_gr, need_pr) + "; " + fix.reason))
+                continue
+            res.restructurings.extend(fix.records)
+            extra = fix.edits
+            gr, pr = fix.free_gr, fix.free_pr
+            moved_to, moved_dir = fix.moved_to, fix.moved_dir
+        else:
+            gr, pr = g.free_gr, g.free_pr
+            moved_to, moved_dir = None, 0
+        chosen_gr, chosen_pr = gr[:need_gr], pr[:need_pr]
+        texts = dict(g.role_text)
+        it_gr, it_pr = iter(chosen_gr), iter(chosen_pr)
+        for role in g.op.args:
+            kind = g.op.role_kind(role)
+            if kind == "clob":
+                texts[role] = next(it_gr)
+            elif kind == "pclob":
+                texts[role] = next(it_pr)
+        call = macro_call(g.op, texts)
+        tag = ("macro", len(plan.checks))
+        first = g.located[0].span
+        if moved_to is None:
+            plan.edits.append(replace_span(files.line(first.file, first.line), first, call, tag=tag))
+        else:
+            plan.edits.append(delete_span(first))
+            plan.edits.append(_insert_at(a, files, moved_to, moved_dir, [";;", call, ";;"], tag))
+        for loc in g.located[1:]:
+            plan.edits.append(delete_span(loc.span))
+        for sp in g.stops:
+            plan.edits.append(delete_span(sp))
+        plan.edits.extend(extra)
+        plan.checks[tag] = (g.op.name, chosen_gr + chosen_pr, g)
+        old = files.line(first.file, first.line)[first.start:first.end]
+        clob = ", ".join(chosen_gr + chosen_pr)
+        why = (f"clobber{'s' if len(chosen_gr + chosen_pr) > 1 else ''} {clob} dead after "
+               f"{'every use' if len(g.uses) > 1 else 'the site'} (liveness)") if clob else "no clobber needed"
+        res.edits.append(EditRecord(name, f"{first.file}:{first.line}", g.op.name, old, call, why))
+        plan.needs_pv_header = True
+        if g.op.native.rstrip().endswith(";;") and not _stop_follows(a, g.first):
+            nxt = _next_code_text(a, g.first, files)
+            res.restructurings.append(Restructuring(
+                "stop", name, f"'{nxt}' moves to the next instruction group" if nxt else "a stop is added",
+                f"the native form of {g.op.name} ends its instruction group (adding a stop changes no value read)",
+                region_name(a, g.first)))
+    return plan
+
+
+def _insert_at(a, files: SourceFiles, pos: int, direction: int, items: list[str], tag) -> TextEdit:
+    """Statements after (direction 1) or before (-1) the instruction at code position `pos`."""
+    from .emit_macro import insert_after_span, insert_before_span
+
+    loc = locate(a.cfg.code[pos], files)
+    if direction > 0:
+        e = insert_after_span(files, loc.span, loc.in_macro, items)
+    else:
+        e = insert_before_span(files, loc.span, loc.in_macro, items)
+    e.tag = tag
+    return e
+
+
+def _shortage(g: SiteGroup, need_gr: int, need_pr: int) -> str:
+    parts = []
+    if len(g.free_gr) < need_gr:
+        parts.append(f"needs {need_gr} GR clobber(s), {len(g.free_gr)} free")
+    if len(g.free_pr) < need_pr:
+        parts.append(f"needs {need_pr} predicate clobber(s), {len(g.free_pr)} free")
+    return "; ".join(parts)
+
+
+def _stop_follows(a, site: Site) -> bool:
+    stmts = a.cfg.program.statements
+    i = a.cfg.stmt_index[site.pos + site.length - 1] + 1
+    while i < len(stmts):
+        s = stmts[i]
+        if isinstance(s, Stop):
+            return True
+        if isinstance(s, (Instruction, PvCall)):
+            return False
+        i += 1
+    return True
+
+
+def _next_code_text(a, site: Site, files: SourceFiles) -> str | None:
+    """The next instruction as written (for messages)."""
+    p = site.pos + site.length
+    if p >= len(a.cfg.code) or not a.cfg.same_flow(site.pos, p):
+        return None
+    s = a.cfg.code[p]
+    try:
+        if isinstance(s, Instruction):
+            sp = locate(s, files).span
+            return files.line(sp.file, sp.line)[sp.start:sp.end]
+    except Unplaceable:
+        pass
+    return statement_text(s)
+
+
+# --------------------------------------------------------------------------- the self-check
+
+
+def _reanalyse(a, res: TransformResult, opts, plan: Plan, where: dict, sizes: str) -> None:
+    """Analyse the output as a new input; every register the emitted code may clobber must be dead
+    there. Fills res.program and res.vectors."""
+    from dataclasses import replace
+
+    from .pipeline import Options, load
+
+    main = a.path
+    with tempfile.TemporaryDirectory(prefix="ivtx-transform-") as tmp:
+        out_dir = Path(tmp) / "out"
+        sup_dir = Path(tmp) / "support"
+        out_main = out_dir / Path(main).name
+        _write(out_main, res.text)
+        for rel, text in res.headers.items():
+            _write(out_dir / rel, text)
+        for rel, text in res.support.items():
+            _write(sup_dir / rel, text)
+        renamed = {os.path.abspath(main): str(out_main)}
+        for name in {w[0] for w in where.values()} | set(res.header_sources.values()):
+            if os.path.abspath(name) != os.path.abspath(main):
+                renamed[os.path.abspath(name)] = str(out_dir / _relative_name(name, main, opts))
+        inc = [str(sup_dir), str(out_dir)] + list(opts.include_dirs) + [os.path.dirname(os.path.abspath(main))]
+        o2 = replace(opts, include_dirs=inc) if isinstance(opts, Options) else Options(include_dirs=inc)
+        try:
+            b, program = _analyse_model(str(out_main), o2, plan.rewrite)
+        except IvtxError as exc:
+            raise IvtxInternal(f"transform output does not parse: {exc.render()}") from None
+        _check_output(b, plan, where, renamed)
+        res.program = program
+        # sizes: both sides with the pv macros expanded natively (what gas assembles)
+        _write(sup_dir / "ivtx-native" / NATIVE_HEADER, native_header(opts.cat()))
+        native_inc = inc[:1] + [str(sup_dir / "ivtx-native")] + inc[1:]
+        native_after, _ = load(str(out_main), replace(o2, include_dirs=native_inc, expand_pv=True))
+        native_before, _ = load(main, replace(o2, include_dirs=[str(sup_dir / "ivtx-native")] + list(opts.include_dirs),
+                                               expand_pv=True))
+        res.native_program = native_after
+        res.vectors = _vector_sizes(native_before, native_after, sizes)
+
+
+def _analyse_model(path: str, opts, rewrite):
+    """The output analysed as a new input; `rewrite` turns the parsed program into the model the
+    self-check runs on (calls as the pv ops they make). Returns (analysis, parsed program)."""
+    from .cfg import build_cfg
+    from .conventions import inline_summaries, load_policy
+    from .liveness import solve
+    from .pipeline import Analysis, load
+    from .sites import analyse_sites, find_sites
+
+    program, pp = load(path, opts)
+    model = Program(program.path, list(program.statements), list(program.warnings))
+    if rewrite is not None:
+        rewrite(model)
+    cfg = build_cfg(model)
+    policy = load_policy(opts.conventions)
+    inline_summaries(pp.sources.texts, policy)
+    live = solve(cfg, policy)
+    sites = find_sites(cfg, opts.cat())
+    analyse_sites(cfg, live, sites, opts.cat(), pp.sources)
+    return Analysis(path, model, cfg, policy, live, sites, {}, model.warnings), program
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _check_output(b, plan: Plan, where: dict, renamed: dict) -> None:
+    """Each tagged emitted text: at every place it expands to in the output, the registers it
+    may clobber are dead after it (the output's own liveness)."""
+    from .sites import why_live
+
+    at: dict[tuple, list[int]] = {}
+    for p, s in enumerate(b.cfg.code):
+        at.setdefault((os.path.abspath(s.loc.file), s.loc.line), []).append(p)
+    for tag, check in plan.checks.items():
+        if tag not in where:
+            raise IvtxInternal(f"self-check: emitted text {tag} not found in the output")
+        file, lo, hi = where[tag]
+        line = lo
+        out_file = os.path.abspath(renamed.get(os.path.abspath(file), file))
+        positions = sorted(p for ln in range(lo, hi + 1) for p in at.get((out_file, ln), []))
+        kind = tag[0]
+        if kind == "macro":
+            op, clobbers, g = check
+            hits = [p for p in positions if isinstance(b.cfg.code[p], PvCall) and b.cfg.code[p].name == op]
+            if len(hits) != len(g.uses):
+                raise IvtxInternal(f"self-check: {op} at {file}:{line} expands {len(hits)} times in the output, "
+                                   f"the input had {len(g.uses)} uses")
+            for p in hits:
+                _dead_after(b, p, clobbers, f"{op} at {file}:{line}", why_live)
+        else:
+            from .emit_call import check_sequence
+
+            check_sequence(b, tag, check, positions, _dead_after, why_live)
+
+
+def _dead_after(b, pos: int, regs: list[str], what: str, why_live) -> None:
+    state = b.liveness.states[pos]
+    bank = state.bank if state is not None else None
+    for r in regs:
+        names = bank_names(r, bank)
+        if len(names) != 1:
+            raise IvtxInternal(f"self-check: {what}: the bank is unknown in the output, {r} cannot be proved dead")
+        proof = why_live(b.cfg, b.liveness, pos, names[0])
+        if proof is not None:
+            raise IvtxInternal(f"self-check: {what}: {r} is live in the output ({proof.describe(b.cfg)})")
+
+
+def _vector_sizes(before: Program, after: Program, mode: str) -> list[VectorSize]:
+    """Bytes of every region before and after (ivtx.sizes: exact from the object file when the
+    assembler is there, else estimated), matched by region name."""
+    from .sizes import region_sizes
+
+    sb, sa = region_sizes(before, mode=mode), region_sizes(after, mode=mode)
+    after_by = {rs.region.name: rs for rs in sa.regions}
+    out = []
+    for rs in sb.regions:
+        other = after_by.get(rs.region.name)
+        out.append(VectorSize(rs.region.name, rs.region.offset, rs.region.slot, rs.bytes,
+                              other.bytes if other else 0, sb.exact and sa.exact))
+    return out
+
+
+# --------------------------------------------------------------------------- patches
+
+
+def unified_patch(original_path: str, original_text: str, new_text: str) -> str:
+    """A unified diff that `patch -p1` and `git apply` accept (a/PATH, b/PATH headers)."""
+    rel = original_path.lstrip("/")
+    if rel.startswith("./"):
+        rel = rel[2:]
+    a_lines = original_text.splitlines(keepends=True)
+    b_lines = new_text.splitlines(keepends=True)
+    out = []
+    for line in difflib.unified_diff(a_lines, b_lines, f"a/{rel}", f"b/{rel}", n=3):
+        if not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        out.append(line)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def render_report(res: TransformResult) -> str:
+    """What transform did, for the terminal (stderr): counts, restructurings, unresolved sites."""
+    mode = f"{res.convention} ({res.render})" if res.convention == "pvops" else res.convention
+    lines = [f"ivtx transform {res.source_path}: {mode}, backend {res.backend}",
+             f"  {len(res.edits)} site(s) edited, {len(res.restructurings)} restructuring(s), "
+             f"{len(res.unresolved)} unresolved"]
+    if res.restructurings:
+        lines.append("  restructurings:")
+        for r in res.restructurings:
+            lines.append(f"    {r.kind}: {r.site}: {r.moved} ({r.why})")
+    if res.unresolved:
+        lines.append("  unresolved (nothing was written):")
+        for u in res.unresolved:
+            lines.append(f"    {u.site}: {u.instruction}" + (f" ({u.op})" if u.op else "") + f": {u.reason}")
+    for w in res.warnings:
+        lines.append(f"  note: {w}")
+    changed = [v for v in res.vectors if v.before != v.after]
+    if changed:
+        how = "from the object files" if all(v.exact for v in res.vectors) else "estimated"
+        lines.append(f"  code size changed (bytes before -> after, {how}):")
+        for v in changed:
+            slot = f" of {v.slot:#x}" if v.slot else ""
+            lines.append(f"    {v.name}: {v.before} -> {v.after}{slot}")
+    return "\n".join(lines) + "\n"
+
+
+def report_data(res: TransformResult) -> dict:
+    """The result as plain data (JSON): everything but the texts."""
+    from dataclasses import asdict
+
+    return {"file": res.source_path, "convention": res.convention, "render": res.render, "backend": res.backend,
+            "ok": res.ok, "edits": [asdict(e) for e in res.edits],
+            "restructurings": [asdict(r) for r in res.restructurings],
+            "unresolved": [asdict(u) for u in res.unresolved], "warnings": list(res.warnings),
+            "headers": dict(res.header_sources), "support": sorted(res.support),
+            "vectors": [asdict(v) for v in res.vectors]}

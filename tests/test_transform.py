@@ -1,0 +1,299 @@
+"""ivtx.transform, pvops macro rendering: source-preserving edits, macro bodies edited once with
+clobbers dead at every use, unresolved sites, patches, and the self-check (no assembler needed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ivtx.pipeline import Options, analyse
+from ivtx.transform import IvtxInternal, transform, unified_patch
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+
+HEAD = """\t.section .text..ivt,"ax"
+\t.align 32768
+\t.global ia64_ivt
+ia64_ivt:
+"""
+
+# itc.i at 0x0400: after it only r31 (saved pr) is read among bank-0 registers, and r17 is the
+# operand, so r16 is the first dead bank-0 register (the choice order is r16-r31 ascending).
+ITLB = HEAD + """\t.org ia64_ivt+0x0400
+itlb_miss:
+\tmov r16=cr.ifa\t\t\t// the address
+\tmov r31=pr
+\t;;
+\tmov r17=r16
+\t;;
+(p7)\titc.i r17\t\t\t// insert it
+\t;;
+\tmov pr=r31,-1
+\t;;
+\trfi
+\t;;
+"""
+
+
+def run(path: Path, convention="pvops", render="macro", **kw):
+    opts = Options(include_dirs=[str(path.parent)], prelude=kw.pop("prelude", False), defines=kw.pop("defines", []))
+    a = analyse(str(path), opts)
+    return a, transform(a, convention, render, options=opts, sizes="estimate")
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_site_line_becomes_the_macro_call_and_nothing_else_changes(tmp_path):
+    src = write(tmp_path, "itlb.S", ITLB)
+    _, res = run(src)
+    assert res.ok
+    old, new = ITLB.split("\n"), res.text.split("\n")
+    assert new[0] == "#include <asm/native/inst.h>\t/* ivtx: defines the pv_ops macros below */"
+    new = new[1:]
+    changed = [(o, n) for o, n in zip(old, new) if o != n]
+    # the comment keeps its column: `(p7)` 0-3, tab to 8, `itc.i r17` to 17, tabs to 24/32/40;
+    # the call from 8 to 27, then tabs to 32 and 40
+    assert changed == [("\tmov r16=cr.ifa\t\t\t// the address", "\tMOV_FROM_IFA(r16)\t\t// the address"),
+                       ("(p7)\titc.i r17\t\t\t// insert it", "\tITC_I(p7, r17, r16)\t\t// insert it"),
+                       ("\trfi", "\tRFI")]
+    assert len(old) == len(new)
+    assert [e.new for e in res.edits] == ["MOV_FROM_IFA(r16)", "ITC_I(p7, r17, r16)", "RFI"]
+
+
+def test_macro_body_in_a_local_header_is_edited_once_with_a_clobber_dead_at_every_use(tmp_path):
+    write(tmp_path, "insert.h", "#define INSERT(reg)\titc.d reg\t/* the insert */\n")
+    body = """\tmov r31=pr
+\tmov {a}=cr.ifa
+\t;;
+\tmov r18={a}
+\t;;
+\tINSERT(r18)
+\t;;
+\tmov r19={a}\t\t\t// {a} is read after the insert
+\t;;
+\tmov pr=r31,-1
+\t;;
+\trfi
+\t;;
+"""
+    # use 1 reads r16 after the insert, use 2 reads r17; r18 is the operand: r19 is the first
+    # register dead after both (it is written, never read, after each insert)
+    text = '#include "insert.h"\n' + HEAD + "\t.org ia64_ivt+0x0400\none:\n" + body.format(a="r16") \
+        + "\t.org ia64_ivt+0x0800\ntwo:\n" + body.format(a="r17")
+    src = write(tmp_path, "two.S", text)
+    a, res = run(src)
+    assert res.ok
+    assert res.headers == {"insert.h": "#define INSERT(reg)\tITC_D(p0, reg, r19)\t/* the insert */\n"}
+    assert res.header_sources == {"insert.h": str(tmp_path / "insert.h")}
+    itc = [s for s in a.sites if s.op is not None and s.op.name == "ITC_D"]
+    assert [s.free_gr[0] for s in itc] == ["r17", "r16"]  # each use alone would pick differently
+    # the main file itself only gains the include
+    assert res.text == '#include <asm/native/inst.h>\t/* ivtx: defines the pv_ops macros below */\n' + \
+        text.replace("\tmov r16=cr.ifa", "\tMOV_FROM_IFA(r16)").replace("\tmov r17=cr.ifa", "\tMOV_FROM_IFA(r17)") \
+        .replace("\trfi", "\tRFI")
+
+
+def test_a_macro_body_meaning_different_ops_is_unresolved(tmp_path):
+    write(tmp_path, "get.h", "#define GET(reg, cr)\tmov reg=cr\n")
+    text = '#include "get.h"\n' + HEAD + """\t.org ia64_ivt+0x0400
+one:
+\tGET(r16, cr.ifa)
+\tGET(r17, cr.iha)
+\t;;
+\trfi
+\t;;
+"""
+    src = write(tmp_path, "get.S", text)
+    _, res = run(src)
+    assert not res.ok and res.text is None
+    assert len(res.unresolved) == 1
+    u = res.unresolved[0]
+    assert "not all the same pv site" in u.reason and u.site.startswith(f"{src}:8:2 in one, {src}:9:2")
+
+
+def test_existing_pv_calls_stay_as_written(tmp_path):
+    text = HEAD + """\t.org ia64_ivt+0x0400
+one:
+\tmov r31=pr
+\tmov r18=r0
+\t;;
+\tITC_D(p0, r18, r16)\t// already paravirtualized
+\t;;
+\tmov pr=r31,-1
+\t;;
+\trfi
+\t;;
+"""
+    src = write(tmp_path, "pv.S", text)
+    _, res = run(src)
+    assert res.ok
+    assert "\tITC_D(p0, r18, r16)\t// already paravirtualized\n" in res.text
+    assert [e.new for e in res.edits] == ["RFI"]
+
+
+def test_unfixable_sample_is_unresolved_and_nothing_is_emitted():
+    _, res = run(SAMPLES / "ivt_unfixable.S", prelude=True)
+    assert not res.ok and res.text is None and res.program is None
+    [u] = res.unresolved
+    assert u.op == "ITC_D" and ":80:" in u.site and "needs 1 GR clobber(s), 0 free" in u.reason
+
+
+def test_cli_unresolved_exit_status_and_no_output(tmp_path, capsys):
+    from ivtx.cli import EXIT_UNRESOLVED, main
+
+    out = tmp_path / "out.S"
+    status = main(["transform", "-I", str(SAMPLES), str(SAMPLES / "ivt_unfixable.S"), "-o", str(out),
+                   "--support-dir", str(tmp_path / "sup")])
+    err = capsys.readouterr().err
+    assert status == EXIT_UNRESOLVED == 3
+    assert not out.exists() and not (tmp_path / "sup").exists()
+    assert "ivt_unfixable.S:80:2 in page_not_present: itc.d r31 (ITC_D)" in err
+
+
+def test_cli_writes_the_output_edited_headers_and_support_files(tmp_path, capsys):
+    from ivtx.cli import main
+
+    out = tmp_path / "o" / "ivt_save.S"
+    out.parent.mkdir()
+    status = main(["transform", "-I", str(SAMPLES), str(SAMPLES / "ivt_save.S"), "-o", str(out),
+                   "--support-dir", str(tmp_path / "sup")])
+    assert status == 0, capsys.readouterr().err
+    header = (out.parent / "sample_minstate.h").read_text()
+    assert "# define MINSTATE_GET_IPSR(reg)\tMOV_FROM_IPSR(p0, reg)" in header
+    assert "#define SAVE_MIN_COVER\t\tMINSTATE_SAVE(COVER, mov r21=cr.ifs, )" in header
+    inst = (tmp_path / "sup" / "asm" / "native" / "inst.h").read_text()
+    assert "#define ITC_D(pred, src, clob)\t(pred) itc.d src" in inst
+    assert "#define MOV_TO_KR(kr, src, clob0, clob1)\tmov ar.k##kr=src" in inst
+
+
+def test_bsw_in_a_shared_macro_gets_clobbers_dead_after_all_three_uses():
+    a, res = run(SAMPLES / "ivt_save.S", prelude=True)
+    uses = [s for s in a.sites if s.op is not None and s.op.name == "BSW_1"]
+    assert len(uses) == 3  # SAVE_MIN_COVER in break_fault and interrupt, _R19 in the dispatcher
+    common = [r for r in uses[0].free_gr if all(r in u.free_gr for u in uses)]
+    line = next(ln for ln in res.headers["sample_minstate.h"].split("\n") if "MINSTATE_BSW_1\t" in ln)
+    assert line == f"# define MINSTATE_BSW_1\t\tBSW_1({common[0]}, {common[1]})"
+
+
+def test_no_include_is_added_when_the_source_includes_the_pv_header():
+    _, res = run(SAMPLES / "ivt_pv.S", prelude=True)
+    assert res.ok and "ivtx: defines the pv_ops macros" not in res.text
+    assert not res.edits  # every site is a pv call already
+
+
+def test_unified_patch_applies_with_patch_and_git_apply(tmp_path):
+    src = write(tmp_path, "itlb.S", ITLB)
+    _, res = run(src)
+    work = tmp_path / "tree"
+    work.mkdir()
+    (work / "itlb.S").write_text(ITLB)
+    diff = unified_patch("itlb.S", ITLB, res.text)
+    assert diff.startswith("--- a/itlb.S\n+++ b/itlb.S\n")
+    if shutil.which("git"):
+        subprocess.run(["git", "apply", "--check", "-"], input=diff, text=True, cwd=work, check=True)
+    if not shutil.which("patch"):
+        pytest.skip("patch(1) not installed")
+    subprocess.run(["patch", "-p1", "-s"], input=diff, text=True, cwd=work, check=True)
+    assert (work / "itlb.S").read_text() == res.text
+
+
+def test_self_check_fails_loudly_when_a_clobber_is_live(tmp_path):
+    src = write(tmp_path, "itlb.S", ITLB)
+    opts = Options(include_dirs=[str(tmp_path)], prelude=False)
+    a = analyse(str(src), opts)
+    site = next(s for s in a.sites if s.op is not None and s.op.name == "ITC_I")
+    site.free_gr = ["r31"] + site.free_gr  # pretend r31 (the saved pr, restored later) were dead
+    with pytest.raises(IvtxInternal, match=r"r31 is live in the output \(read at .*mov pr=r31"):
+        transform(a, "pvops", options=opts, sizes="estimate")
+
+
+# ---------------------------------------------------------------- restructuring
+
+
+def test_tight_sample_is_restructured_by_reading_cr_ifa_again(tmp_path):
+    """ivt_tight.S: every bank-0 register is live at `itc.d r21` (line 87). r16 holds cr.ifa,
+    read at line 47 with psr.ic=0 and nothing writing cr.ifa or missing in between, so r16 can
+    be ITC_D's clobber and be read again right after it."""
+    from ivtx.sites import why_live
+
+    src = SAMPLES / "ivt_tight.S"
+    a, res = run(src, prelude=True)
+    assert res.ok
+    [r] = res.restructurings
+    assert (r.kind, r.region) == ("rematerialize", "alt_dtlb_miss")
+    assert r.moved.startswith("r16 (cr.ifa, read at ") and ":47:2)" in r.moved
+    lines = res.text.split("\n")
+    i = lines.index("\tITC_D(p0, r21, r16)\t\t\t// <-- every bank-0 register is live here")
+    assert lines[i + 1:i + 4] == ["\t;;", "\tMOV_FROM_IFA(r16)\t\t// ivtx: recomputed, ITC_D may clobber r16", "\t;;"]
+    # the output analysed on its own: r16 is dead after ITC_D (the self-check, done here again)
+    (tmp_path / "sup" / "asm" / "native").mkdir(parents=True)
+    (tmp_path / "sup" / "asm" / "native" / "inst.h").write_text(res.support["asm/native/inst.h"])
+    out = tmp_path / "ivt_tight.S"
+    out.write_text(res.text)
+    b = analyse(str(out), Options(include_dirs=[str(tmp_path / "sup"), str(SAMPLES)]))
+    [itc] = [s for s in b.sites if s.op is not None and s.op.name == "ITC_D"]
+    assert itc.kind == "pvcall" and why_live(b.cfg, b.liveness, itc.pos, "r16@0") is None
+    before = next(s.pos for s in a.sites if s.op is not None and s.op.name == "ITC_D")
+    assert why_live(a.cfg, a.liveness, before, "r16@0") is not None  # in the input it was live
+
+
+# Predicates are all live (never saved: the interrupted context's); r16-r31 are free. SSM_PSR_I
+# needs a predicate clobber: r16 (the first free GR) is its GR clobber and the predicates are
+# saved in the next one, r17, around it.
+SSM = HEAD + """\t.org ia64_ivt+0x5000
+one:
+\tmov r18=cr.ipsr
+\t;;
+\ttbit.nz p15,p0=r18,14
+\t;;
+(p15)\tssm psr.i
+\t;;
+\trfi
+\t;;
+"""
+
+
+def test_missing_predicate_clobber_is_made_by_saving_the_predicates(tmp_path):
+    src = write(tmp_path, "ssm.S", SSM)
+    _, res = run(src)
+    assert res.ok
+    [r] = res.restructurings
+    assert r.kind == "save-restore" and "saved in r17" in r.moved
+    body = res.text.split("one:\n", 1)[1].split("\n")
+    assert body[4:10] == ["\tmov r17=pr", "\tSSM_PSR_I(p15, p6, r16)", "\t;;",
+                          "\tmov pr=r17,-1\t\t\t// ivtx: predicates restored", "\t;;", "\tRFI"]
+
+
+# r16-r31 are all live at the itc.d (each read after it). `add r17=r19,r20` just before it
+# does not depend on it, and r17 is dead before that add (the add writes it): the insert moves
+# above the add, with r17 as its clobber. Nothing there is a constant or a CR copy.
+MOVE = HEAD + """\t.org ia64_ivt+0x5000
+one:
+""" + "".join(f"\tld8 r{n}=[r{n}]\n" for n in range(16, 32)) + """\t;;
+\tadd r17=r19,r20
+\t;;
+\titc.d r18
+\t;;
+""" + "".join(f"\tst8 [r1]=r{n}\n\t;;\n" for n in range(16, 32)) + """\trfi
+\t;;
+"""
+
+
+def test_site_moves_above_an_independent_instruction_to_free_a_register(tmp_path):
+    src = write(tmp_path, "move.S", MOVE)
+    _, res = run(src)
+    assert res.ok
+    [r] = res.restructurings
+    assert r.kind == "move" and "above 'add r17=r19,r20'" in r.moved
+    body = res.text.split("one:\n", 1)[1].split("\n")
+    at = body.index("\tadd r17=r19,r20")
+    assert body[at - 3:at] == ["\t;;", "\tITC_D(p0, r18, r17)", "\t;;"]
+    assert "\titc.d r18" not in body
