@@ -209,6 +209,10 @@ def build_cfg(program: Program) -> CFG:
         graph.add_node(b.id, kind="block")
     cfg = CFG(program, code, stmt_index, group, graph, blocks, block_of, regs, label_pos, {}, region_idx)
 
+    for b in blocks.values():
+        if b.region is not None and b.region.name not in cfg.entries:
+            cfg.entries[b.region.name] = b.id
+
     def block_at(pos: int) -> int | None:
         return block_of[pos] if pos < end else None
 
@@ -274,9 +278,6 @@ def build_cfg(program: Program) -> CFG:
         for load in cfg.continuations:
             add_edge(rb, block_of[load], "nested-return")
 
-    for b in blocks.values():
-        if b.region is not None and b.region.name not in cfg.entries:
-            cfg.entries[b.region.name] = b.id
     for n in graph.nodes:
         if isinstance(n, tuple):
             graph.nodes[n].setdefault("kind", n[0])
@@ -367,32 +368,57 @@ def _infile_returns(cfg: CFG, add_edge, block_at) -> None:
     by_callee: dict[str, list[int]] = {}
     for callee, node, pos in cfg.infile_calls:
         by_callee.setdefault(callee, []).append(pos)
+    found = []
     for callee, call_positions in by_callee.items():
         entry = cfg.block_of[cfg.labels[callee]]
         seen = {entry}
         stack = [entry]
-        rets = []
+        rets: list = []
         while stack:
             n = stack.pop()
             for _, succ, d in g.out_edges(n, data=True):
                 if isinstance(succ, tuple):
-                    if succ[0] == "ext" and succ[1].startswith("return via"):
+                    if succ[0] == "ext" and succ[1].startswith("return via") and (n, succ) not in rets:
                         rets.append((n, succ))
+                    elif succ[0] == "call":  # the callee calls on: continue where that returns
+                        nxt = block_at(succ[1] + 1)
+                        afters = [a for _, a, d2 in g.out_edges(succ, data=True)
+                                  if isinstance(a, int) and d2.get("kind") == "return"]
+                        if nxt is not None and cfg.same_flow(succ[1], succ[1] + 1):
+                            afters.append(nxt)
+                        for after in afters:
+                            if after not in seen:
+                                seen.add(after)
+                                stack.append(after)
                     continue
                 if d.get("kind") in INTRA and succ not in seen:
                     seen.add(succ)
                     stack.append(succ)
+        # entered other than by calls (a branch, a fall-through, a vector entry): its br.ret
+        # may also return somewhere unknown, so the exit stays besides the return edges
+        other_entry = any(not (isinstance(pr, tuple) and pr[0] == "call") for pr in g.predecessors(entry)) \
+            or (cfg.blocks[entry].region is not None and cfg.blocks[entry].region.is_vector
+                and cfg.entries.get(cfg.blocks[entry].region.name) == entry)
+        found.append((rets, call_positions, callee, other_entry))
+    # modify only after every callee's returns are known: a shared tail may return to the
+    # callers of several callees
+    for rets, call_positions, callee, _ in found:
         for n, ext in rets:
-            g.remove_edge(n, ext)
             for pos in call_positions:
                 nxt = block_at(pos + 1)
                 if nxt is not None and cfg.same_flow(pos, pos + 1):
                     add_edge(n, nxt, "return", target=callee)
                 else:
                     add_edge(n, ("unknown", pos), "unknown")
-        for n in list(g.nodes):
-            if isinstance(n, tuple) and n[0] == "ext" and g.in_degree(n) == 0:
-                g.remove_node(n)
+    for rets, _, _, other_entry in found:
+        if other_entry:
+            continue
+        for n, ext in rets:
+            if g.has_edge(n, ext):
+                g.remove_edge(n, ext)
+    for n in list(g.nodes):
+        if isinstance(n, tuple) and n[0] == "ext" and g.in_degree(n) == 0:
+            g.remove_node(n)
 
 
 def _rp_returns(cfg: CFG, resolve, add_edge, block_at) -> None:

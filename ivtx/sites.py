@@ -266,6 +266,30 @@ def macros_used(loc, sources=None) -> list[str]:
     return out
 
 
+def enclosing_calls(loc, names, sources=None) -> list[str]:
+    """Macros among `names` whose call's argument list contains a location of the chain:
+    `DO_SAVE_MIN(COVER, mov r30=cr.ifs, , ...)` encloses the `mov` written as its argument."""
+    cache = sources or default_sources()
+    found = []
+    cur = loc
+    while cur is not None:
+        line = cache.line(cur.file, cur.line)
+        if line is not None:
+            upto = line[: max(cur.col - 1, 0)]
+            for name in names:
+                start = upto.rfind(name + "(")
+                if start < 0:
+                    continue
+                depth = 0
+                for ch in upto[start + len(name):]:
+                    depth += ch == "("
+                    depth -= ch == ")"
+                if depth > 0:
+                    found.append(name)
+        cur = cur.via
+    return found
+
+
 # --------------------------------------------------------------------------- register frame and bank
 #
 # Two ways a register *name* at a site can mean something other than what the liveness
@@ -419,8 +443,11 @@ def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog 
     switched = (catalog or default_catalog()).switched or {}
     for site in sites:
         if switched and site.kind != "pvcall":
-            names = macros_used(cfg.code[site.pos].loc, sources)
+            loc = cfg.code[site.pos].loc
+            names = macros_used(loc, sources)
             hit = next((n for n in names if n in switched), None)
+            if hit is None:
+                hit = next(iter(enclosing_calls(loc, switched, sources)), None)
             if hit is not None:
                 site.switched = f"inside {hit}: {switched[hit]}"
         last = site.pos + site.length - 1

@@ -150,3 +150,13 @@ def test_call_with_other_link_returns_where_rp_points():
     a = Analysed(ivt(vector(0, "v", body)))
     node = ("call", a.pos("br.call"))
     assert list(a.cfg.graph.successors(node)) == [("ext", "ia64_leave_kernel")]
+
+
+def test_callee_that_calls_on_still_returns_to_its_caller():
+    body = ("\tbr.call.sptk.many b7=outer\n\t;;\nback:\n\trfi\n\t;;\n"
+            "outer:\n\tbr.call.sptk.many rp=inner\n\t;;\n\tbr.ret.sptk.many b7\n\t;;\n"
+            "inner:\n\tbr.ret.sptk.many rp\n\t;;")
+    a = Analysed(ivt(vector(0, "v", body)))
+    ret_block = a.cfg.block_of[a.pos("br.ret.sptk.many b7")]
+    succs = list(a.cfg.graph.successors(ret_block))
+    assert [a.cfg.blocks[s].labels for s in succs] == [["back"]]

@@ -225,3 +225,20 @@ def test_check_rule_table_covers_every_finding_code():
     text = (ROOT / "ivtx" / "check.py").read_text()
     used = set(re.findall(r'Finding\([^,]+, "([a-z-]+)"', text))
     assert used and used <= set(RULES)
+
+
+def test_raw_instruction_passed_as_argument_of_a_switched_macro_is_a_note(tmp_path):
+    # DO_SAVE_MIN is replaced as a whole per hypervisor (catalog [[switched]]): an instruction
+    # written as its argument is part of that native implementation, not an unwrapped site
+    src = tmp_path / "sw.S"
+    src.write_text(
+        "#define DO_SAVE_MIN(SAVE_IFS) SAVE_IFS;;\n"
+        "\t.section .text..ivt,\"ax\"\n\t.align 32768\nia64_ivt:\n"
+        "\t.org ia64_ivt+0x2c00\nbreak_fault:\n\tDO_SAVE_MIN(mov r30=cr.ifs)\n\trfi\n\t;;\n")
+    from ivtx.check import check
+    from ivtx.pipeline import Options, analyse
+
+    findings = check(analyse(str(src), Options()))
+    notes = [f for f in findings if f.code == "switched"]
+    assert notes and "DO_SAVE_MIN" in notes[0].message
+    assert not [f for f in findings if f.code == "uncatalogued"]
