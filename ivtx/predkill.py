@@ -85,6 +85,16 @@ def guarded_kills(cfg: CFG, policy, states, use: list[int], kill: list[int], uni
     code = cfg.code
     g = cfg.graph
     pairs_end = None
+    cache: dict[int, int] = {}
+
+    def writes_if(p: int) -> int:
+        """Locations instruction p must-writes when its predicate holds (bank-resolved)."""
+        hit = cache.get(p)
+        if hit is None:
+            _, k = instruction_sets(replace(code[p], qp=None), states[p])
+            hit = cache[p] = universe.mask(k)
+        return hit
+
     for w, s in enumerate(code):
         qp = getattr(s, "qp", None)
         if not isinstance(s, Instruction) or qp in (None, "p0"):
@@ -96,11 +106,19 @@ def guarded_kills(cfg: CFG, policy, states, use: list[int], kill: list[int], uni
                 continue
             if pairs_end is None:
                 pairs_end = complementary_pairs(cfg)
-            if _proved(cfg, policy, w, qp, loc, bit, use, kill, pairs_end, node_summary):
+            if _proved(cfg, policy, w, qp, loc, bit, use, kill, pairs_end, node_summary, writes_if):
                 kill[w] |= bit
 
 
-def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary) -> bool:
+def _entry_pairs(cfg, bid, pairs_end) -> frozenset:
+    acc = None
+    for pr in cfg.graph.predecessors(bid):
+        o = pairs_end.get(pr, frozenset()) if isinstance(pr, int) else frozenset()
+        acc = o if acc is None else acc & o
+    return acc or frozenset()
+
+
+def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, writes_if) -> bool:
     code = cfg.code
     g = cfg.graph
     steps = 0
@@ -117,15 +135,24 @@ def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary) ->
         seen.add(key)
         blk = cfg.blocks[bid]
         done = False
+        pairs = _entry_pairs(cfg, bid, pairs_end)
+        for p in blk.items[:i]:
+            pairs = _pairs_transfer(pairs, code[p])
         for p in blk.items[i:]:
             steps += 1
             if steps > SEARCH_BOUND:
                 return False
             s = code[p]
+            q = getattr(s, "qp", None)
             if use[p] & bit:
-                q = getattr(s, "qp", None)
                 if broken or not (known or q == px):
                     return False
+            if (not broken and q not in (None, "p0", px) and isinstance(s, Instruction)
+                    and frozenset((q, px)) in pairs and writes_if(p) & bit):
+                # (pX) x=... then (pY) x=... with pY == !pX: x is written on this path
+                done = True
+                break
+            pairs = _pairs_transfer(pairs, s)
             writes = _pred_writes(s)
             if "*" in writes or px in writes:
                 broken, known = True, False

@@ -185,3 +185,19 @@ def test_guard_broken_by_a_predicate_write_keeps_the_read():
             "(p3)\tst8 [r17]=r24\n\t;;\n" + RFI_TAIL)
     a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
     assert "r24" not in a.site("thash").free_gr
+
+
+def test_complementary_predicated_writes_together_kill():
+    # primer section 5: (p6) x= / (p7) x= with p6/p7 from one unpredicated normal compare and
+    # no write between form a must-def, so the later unpredicated read never sees the old r21
+    body = ("\tcmp.eq p6,p7=r0,r17\n\t;;\n\tthash r18=r16\n\t;;\n(p6)\tmov r21=r1\n(p7)\tmov r21=r2\n\t;;\n"
+            "\tadd r20=r21,r0\n\t;;\n" + RFI_TAIL)
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r21" in a.site("thash").free_gr
+
+
+def test_non_complementary_predicated_writes_do_not_kill():
+    body = ("\tcmp.eq p6,p7=r0,r17\n\tcmp.eq p8,p9=r0,r18\n\t;;\n\tthash r18=r16\n\t;;\n"
+            "(p6)\tmov r21=r1\n(p8)\tmov r21=r2\n\t;;\n\tadd r20=r21,r0\n\t;;\n" + RFI_TAIL)
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r21" not in a.site("thash").free_gr
