@@ -33,7 +33,7 @@ STAGES = ("preprocess", "parse", "cfg", "liveness", "sites", "emit")
 GAS = "ia64-linux-gnu-as"
 SCHEMA = "ivtx-bench/1"
 TLB_MISS_VECTORS = (0, 1, 2, 3, 4)  # VHPT, ITLB, DTLB, alternate ITLB/DTLB (primer section 3)
-CONVENTIONS = (("pvops", "macro"), ("pvops", "call"), ("pal-static", None))
+CONVENTIONS = (("pvops", "macro"), ("pvops", "call"), ("pal-static", "call"))
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
 
@@ -107,10 +107,10 @@ def default_emit():
     conv, render = CONVENTIONS[0]
 
     def emit(a):
-        try:
-            mod.transform(a, conv, render)
-        except IvtxError:
-            pass  # an unresolvable site: the time to find that out is still the stage's time
+        try:  # sizes from estimates: the stage is ivtx's work, not the assembler's
+            mod.transform(a, conv, render, sizes="estimate")
+        except Exception:  # noqa: BLE001 - unresolved sites and transform failures are in the cost tables
+            pass
 
     return emit
 
@@ -228,21 +228,32 @@ def scaling(sizes: list[int], opts, repeat: int, workdir: str, seed: int = 0, pr
 # --------------------------------------------------------------------------- cost of the pv output
 
 
-def groups_to_rfi(cfg, entry_block: int, own_externals: set[str]) -> int | None:
-    """Fewest instruction groups executed from a block to an `rfi` (0-1 BFS over positions).
+def groups_to_rfi(cfg, entry_block: int, native: tuple[set[str], set[str]]) -> int | None:
+    """Fewest instruction groups a handler executes from its entry to `rfi` (0-1 BFS over the
+    code positions of the entry's region). `native` = (region names, external symbols) of
+    the native program.
 
-    A branch to a symbol outside the file that the native code never named (a pv stub) is
-    taken to return to the next instruction: the stub's own groups are not counted."""
+    Control that leaves for code the native program did not have (a pv stub, the PAL-static
+    dispatcher, an indirect call through the pv_ops table) is a pv call: when the handler
+    goes on after it, it is taken to come back there (the callee's groups are not counted);
+    when nothing follows in the handler, it is the call that replaced `rfi`. Branches to the
+    native program's own targets (page_fault, other vectors) end a path without `rfi`."""
     from collections import deque
 
-    code, group, blocks = cfg.code, cfg.group, cfg.blocks
+    code, group, blocks, block_of = cfg.code, cfg.group, cfg.blocks, cfg.block_of
+    regions, externals = native
     g = cfg.graph
+    region = cfg.region_idx
     start = blocks[entry_block].first
+    home = region[start]
     best = {start: 1}
     q = deque([(start, 1)])
 
+    def pv_call(pos):
+        return pos + 1 if pos + 1 < len(code) and region[pos + 1] == home else "rfi"
+
     def successors(pos):
-        blk = blocks[cfg.block_of[pos]]
+        blk = blocks[block_of[pos]]
         if pos != blk.last:
             yield pos + 1
             return
@@ -253,13 +264,17 @@ def groups_to_rfi(cfg, entry_block: int, own_externals: set[str]) -> int | None:
                 continue
             seen.add(n)
             if isinstance(n, int):
-                yield blocks[n].first
+                first = blocks[n].first
+                if region[first] == home:
+                    yield first
+                elif cfg.regions[region[first]].name not in regions:
+                    yield pv_call(pos)
             elif n[0] == "rfi":
                 yield "rfi"
             elif n[0] in ("call", "nested"):
                 todo.extend(g.successors(n))
-            elif n[0] == "ext" and n[1] not in own_externals and pos + 1 < len(code):
-                yield pos + 1
+            elif not (n[0] == "ext" and n[1] in externals):
+                yield pv_call(pos)
 
     while q:
         pos, cost = q.popleft()
@@ -275,59 +290,52 @@ def groups_to_rfi(cfg, entry_block: int, own_externals: set[str]) -> int | None:
     return None
 
 
-def _handler_bytes(program, regs) -> dict[str, tuple[int, bool]]:
-    """name -> (bytes, exact) per vector region: from the object file when ivtx.sizes can."""
-    try:
-        from .sizes import region_sizes
-
-        sz = region_sizes(program, regs)
-        return {rs.region.name: (rs.exact if rs.exact is not None else rs.estimate, rs.exact is not None)
-                for rs in sz.regions}
-    except ImportError:
-        from .layout import estimate_bytes
-
-        return {r.name: (estimate_bytes(program.statements[r.start:r.end]), False) for r in regs}
-
-
 def pv_cost(a, mod) -> list[dict]:
-    """Per convention: per handler bytes before/after and slot use; TLB-miss groups to rfi."""
+    """Per convention: per handler bytes before/after and slot use (transform's own measure,
+    exact from the object file when gas is there); TLB-miss vectors: groups to `rfi`."""
     from .cfg import build_cfg
     from .layout import regions
 
-    before_regs = [r for r in a.cfg.regions if r.is_vector]
-    before = _handler_bytes(a.program, before_regs)
-    externals = {n[1] for n in a.cfg.graph.nodes if isinstance(n, tuple) and n[0] == "ext"}
+    native = ({r.name for r in a.cfg.regions},
+              {n[1] for n in a.cfg.graph.nodes if isinstance(n, tuple) and n[0] == "ext"})
     out = []
     for conv, render in CONVENTIONS:
         entry = {"convention": conv, "render": render, "handlers": []}
         try:
             res = mod.transform(a, conv, render)
-            after_prog = res.program
-            after_regs = [r for r in regions(after_prog) if r.is_vector]
-            after = _handler_bytes(after_prog, after_regs)
-            after_cfg = build_cfg(after_prog)
         except IvtxError as exc:
             entry["skipped"] = exc.message
             out.append(entry)
             continue
-        by_name = {r.name: r for r in after_regs}
-        for r in before_regs:
-            ra = by_name.get(r.name)
-            b0, exact0 = before.get(r.name, (0, False))
-            b1, exact1 = after.get(r.name, (0, False)) if ra else (None, False)
-            h = {"handler": r.name, "vector": r.vector, "slot": r.slot, "bytes_before": b0, "bytes_after": b1,
-                 "exact": exact0 and exact1, "bundles_before": b0 // 16,
-                 "bundles_after": None if b1 is None else b1 // 16,
-                 "slot_use": None if b1 is None else b1 / r.slot}
-            if r.vector in TLB_MISS_VECTORS and ra is not None:
-                g0 = groups_to_rfi(a.cfg, a.cfg.entries[r.name], externals) if r.name in a.cfg.entries else None
-                g1 = (groups_to_rfi(after_cfg, after_cfg.entries[ra.name], externals)
-                      if ra.name in after_cfg.entries else None)
-                h["groups_to_rfi_before"], h["groups_to_rfi_after"] = g0, g1
+        except Exception as exc:  # a transform bug is reported in the table, the bench goes on
+            entry["skipped"] = f"transform failed: {type(exc).__name__}: {exc}"
+            out.append(entry)
+            continue
+        entry["edits"] = len(res.edits)
+        entry["restructurings"] = len(res.restructurings)
+        if res.program is None:
+            first = res.unresolved[0] if res.unresolved else None
+            entry["skipped"] = (f"{len(res.unresolved)} unresolved site(s), nothing emitted"
+                                + (f" ({first.instruction}: {first.reason})" if first else ""))
+            out.append(entry)
+            continue
+        after_prog = res.native_program or res.program  # pv macros as the native code they stand for
+        after_cfg = build_cfg(after_prog)
+        after_regions = {r.name for r in regions(after_prog)}
+        for v in res.vectors:
+            r = next((x for x in a.cfg.regions if x.name == v.name), None)
+            h = {"handler": v.name, "vector": r.vector if r else None, "slot": v.slot, "bytes_before": v.before,
+                 "bytes_after": v.after, "exact": v.exact, "bundles_before": v.before // 16,
+                 "bundles_after": v.after // 16, "slot_use": v.after / v.slot if v.slot else None}
+            if r is not None and r.vector in TLB_MISS_VECTORS and v.name in after_regions:
+                h["groups_to_rfi_before"] = (groups_to_rfi(a.cfg, a.cfg.entries[v.name], native)
+                                             if v.name in a.cfg.entries else None)
+                h["groups_to_rfi_after"] = (groups_to_rfi(after_cfg, after_cfg.entries[v.name], native)
+                                            if v.name in after_cfg.entries else None)
             entry["handlers"].append(h)
         hs = entry["handlers"]
         entry["total"] = {"bytes_before": sum(h["bytes_before"] for h in hs),
-                          "bytes_after": sum(h["bytes_after"] or 0 for h in hs),
+                          "bytes_after": sum(h["bytes_after"] for h in hs),
                           "over_slot": [h["handler"] for h in hs if h["slot_use"] is not None and h["slot_use"] > 1]}
         out.append(entry)
     return out

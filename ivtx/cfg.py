@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from .diag import IvtxError, Loc
-from .ir import Imm, Instruction, Label, Mem, Program, PvCall, Reg, Statement, Sym
+from .ir import Directive, Imm, Instruction, Label, Mem, Program, PvCall, Reg, Statement, Sym
 from .layout import Region, regions
 
 BRANCH_OPS = {"br", "brl"}
+MOVES_AWAY = {".org", ".section", ".pushsection", ".popsection", ".previous", ".text", ".data", ".bss"}
 
 
 @dataclass
@@ -144,8 +145,11 @@ def build_cfg(program: Program) -> CFG:
             if _is_branch(s) and not (isinstance(s, Instruction) and s.qp not in (None, "p0")):
                 g += 1
             continue
-        # a directive between code that switches region (e.g. .org) flushes labels onto the
-        # next instruction, which is where they point in the object file
+        if isinstance(s, Directive) and s.name in MOVES_AWAY:
+            # a label written before `.org` or a section switch names a place where this file
+            # has no code (`ia64_ivt:` before `.org ia64_ivt+0x2c00`): a branch there is to an
+            # unknown place, not to the next instruction. Local labels keep their number.
+            pending_labels[:] = [p for p in pending_labels if p[1]]
     end = len(code)
     for name, local, _loc in pending_labels:
         if local:

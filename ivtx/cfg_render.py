@@ -1,4 +1,9 @@
-"""Render a CFG as text (blocks, instructions, edges), Graphviz DOT, JSON or GraphML."""
+"""Render a CFG as text (blocks, instructions, edges), Graphviz DOT, JSON or GraphML.
+
+With `--handler NAME` the output holds that handler's blocks in full, the summary nodes they
+reach (calls, externals, exits, nested misses) with those nodes' own edges, and, by name
+only, the blocks of other handlers they branch to.
+"""
 
 from __future__ import annotations
 
@@ -29,24 +34,26 @@ def node_name(cfg: CFG, n) -> str:
     return f"unknown@{cfg.code[n[1]].loc.use_site.line}"
 
 
-def _selected(cfg: CFG, handler: str | None) -> set:
+def _selected(cfg: CFG, handler: str | None) -> tuple[set, set]:
+    """(blocks shown in full, every node whose out-edges are shown)."""
     if handler is None:
-        return set(cfg.graph.nodes)
+        blocks = set(cfg.blocks)
+        return blocks, set(cfg.graph.nodes)
     regs = [r for r in cfg.regions if r.name == handler or handler in r.labels]
     if not regs:
-        raise IvtxError(f"no handler named '{handler}' (known: {', '.join(r.name for r in cfg.regions)})", None)
-    blocks = {b.id for b in cfg.blocks.values() if b.region in regs}
-    nodes = set(blocks)
+        known = ", ".join(r.name for r in cfg.regions)
+        raise IvtxError(f"no handler named '{handler}' (known: {known})", None)
+    blocks = {b.id for b in cfg.blocks.values() if any(b.region is r for r in regs)}
+    sources = set(blocks)
     for b in blocks:
-        nodes |= {s for s in cfg.graph.successors(b) if isinstance(s, tuple)}
-        nodes |= {s for s in cfg.graph.successors(b)}
-    return nodes
+        sources |= {s for s in cfg.graph.successors(b) if isinstance(s, tuple)}
+    return blocks, sources
 
 
 def to_dict(cfg: CFG, handler: str | None = None) -> dict:
-    keep = _selected(cfg, handler)
+    blocks_shown, sources = _selected(cfg, handler)
     blocks = []
-    for bid in sorted(n for n in keep if isinstance(n, int)):
+    for bid in sorted(blocks_shown):
         b = cfg.blocks[bid]
         blocks.append({
             "id": node_name(cfg, bid), "region": b.region.name if b.region else None, "labels": b.labels,
@@ -54,11 +61,12 @@ def to_dict(cfg: CFG, handler: str | None = None) -> dict:
                               "group": cfg.group[p]} for p in b.items],
         })
     edges = [{"from": node_name(cfg, a), "to": node_name(cfg, b), "kind": d.get("kind")}
-             for a, b, d in cfg.graph.edges(data=True) if a in keep]
+             for a, b, d in cfg.graph.edges(data=True) if a in sources]
     regions = [{"name": r.name, "vector": r.vector, "offset": r.offset, "slot": r.slot, "section": r.section}
                for r in cfg.regions if handler is None or r.name == handler or handler in r.labels]
+    unresolved = [u for u in cfg.unresolved if handler is None or cfg.block_of[u.index] in blocks_shown]
     return {"regions": regions, "blocks": blocks, "edges": edges,
-            "unresolved": [{"line": u.loc.use_site.line, "reason": u.reason} for u in cfg.unresolved]}
+            "unresolved": [{"line": u.loc.use_site.line, "reason": u.reason} for u in unresolved]}
 
 
 def render(cfg: CFG, fmt: str, handler: str | None = None) -> str:
@@ -66,43 +74,80 @@ def render(cfg: CFG, fmt: str, handler: str | None = None) -> str:
     if fmt == "json":
         return json.dumps(d, indent=2) + "\n"
     if fmt == "text":
-        out = []
-        for r in d["regions"]:
-            if r["vector"] is not None:
-                out.append(f"region {r['name']}: entry {r['vector']} at {r['offset']:#06x}, slot {r['slot']:#x}")
-            else:
-                out.append(f"region {r['name']} ({r['section']})")
-        for b in d["blocks"]:
-            out.append(f"{b['id']}:" + (f"  [{b['region']}]" if b["region"] else ""))
-            for i in b["instructions"]:
-                out.append(f"    {i['line']:5d}  {i['text']}")
-            succ = [f"{e['to']} ({e['kind']})" for e in d["edges"] if e["from"] == b["id"]]
-            out.append("    -> " + (", ".join(succ) if succ else "(none)"))
-        for u in d["unresolved"]:
-            out.append(f"unresolved: line {u['line']}: {u['reason']}")
-        return "\n".join(out) + "\n"
-    g = nx.DiGraph()
-    keep = _selected(cfg, handler)
-    for n in keep:
-        label = node_name(cfg, n)
-        if isinstance(n, int):
-            body = "\\l".join(statement_text(cfg.code[p]).replace('"', "'") for p in cfg.blocks[n].items)
-            g.add_node(label, label=f"{label}\\l{body}\\l", shape="box")
-        else:
-            g.add_node(label, label=label, shape="ellipse")
-    for a, b, data in cfg.graph.edges(data=True):
-        if a in keep:
-            g.add_edge(node_name(cfg, a), node_name(cfg, b), label=data.get("kind", ""))
+        return _text(d)
+    g = _graph(cfg, handler)
     if fmt == "graphml":
         buf = io.BytesIO()
         nx.write_graphml(g, buf)
         return buf.getvalue().decode()
     if fmt == "dot":
-        lines = ["digraph ivtx {", '  node [fontname="monospace"];']
-        for n, data in g.nodes(data=True):
-            lines.append(f'  "{n}" [shape={data["shape"]}, label="{data["label"]}"];')
-        for a, b, data in g.edges(data=True):
-            lines.append(f'  "{a}" -> "{b}" [label="{data["label"]}"];')
-        lines.append("}")
-        return "\n".join(lines) + "\n"
+        return _dot(g)
     raise IvtxError(f"unknown format {fmt}", None)
+
+
+def _text(d: dict) -> str:
+    out = []
+    for r in d["regions"]:
+        if r["vector"] is not None:
+            out.append(f"region {r['name']}: entry {r['vector']} at {r['offset']:#06x}, slot {r['slot']:#x}")
+        else:
+            out.append(f"region {r['name']} ({r['section']})")
+    shown = set()
+    for b in d["blocks"]:
+        shown.add(b["id"])
+        out.append(f"{b['id']}:" + (f"  [{b['region']}]" if b["region"] else ""))
+        for i in b["instructions"]:
+            out.append(f"    {i['line']:5d}  {i['text']}")
+        succ = [f"{e['to']} ({e['kind']})" for e in d["edges"] if e["from"] == b["id"]]
+        out.append("    -> " + (", ".join(succ) if succ else "(none)"))
+    for name in dict.fromkeys(e["from"] for e in d["edges"] if e["from"] not in shown):
+        succ = [f"{e['to']} ({e['kind']})" for e in d["edges"] if e["from"] == name]
+        out.append(f"{name} -> " + ", ".join(succ))
+    for u in d["unresolved"]:
+        out.append(f"unresolved: line {u['line']}: {u['reason']}")
+    return "\n".join(out) + "\n"
+
+
+def _graph(cfg: CFG, handler: str | None) -> nx.DiGraph:
+    """The drawn graph: every node carries its label and shape (boxes for blocks, with their
+    instructions when shown in full; ellipses for summary nodes)."""
+    blocks_shown, sources = _selected(cfg, handler)
+    g = nx.DiGraph()
+
+    def add(n) -> str:
+        name = node_name(cfg, n)
+        if name in g:
+            return name
+        if isinstance(n, int) and n in blocks_shown:
+            body = "".join(statement_text(cfg.code[p]).replace("\\", "\\\\") + "\\l" for p in cfg.blocks[n].items)
+            g.add_node(name, label=f"{name}\\l{body}", shape="box")
+        elif isinstance(n, int):
+            g.add_node(name, label=name, shape="box", style="dashed")  # another handler's block
+        else:
+            g.add_node(name, label=name, shape="ellipse")
+        return name
+
+    for n in sorted(blocks_shown):
+        add(n)
+    for a, b, data in cfg.graph.edges(data=True):
+        if a in sources:
+            g.add_edge(add(a), add(b), label=data.get("kind", ""))
+    return g
+
+
+def _dot_id(text: str) -> str:
+    """A DOT double-quoted string (backslash sequences such as \\l are kept for Graphviz)."""
+    return '"' + text.replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _dot(g: nx.DiGraph) -> str:
+    lines = ["digraph ivtx {", '  node [fontname="monospace"];']
+    for n, data in g.nodes(data=True):
+        attrs = [f"shape={data.get('shape', 'box')}", f"label={_dot_id(data.get('label', n))}"]
+        if data.get("style"):
+            attrs.append(f"style={data['style']}")
+        lines.append(f"  {_dot_id(n)} [{', '.join(attrs)}];")
+    for a, b, data in g.edges(data=True):
+        lines.append(f"  {_dot_id(a)} -> {_dot_id(b)} [label={_dot_id(data.get('label', ''))}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

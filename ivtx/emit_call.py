@@ -28,9 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from string import Template
 
-from .emit_macro import (SourceFiles, TextEdit, _code_follows, _inline, _lines, _prev_statement, delete_span,
+from .emit_macro import (SourceFiles, TextEdit, Unplaceable, _code_follows, _inline, _lines, delete_span,
                          replace_span)
-from .ir import Directive, Imm, Instruction, Label, Num, PvCall, Reg
+from .bundling import check_groups
+from .ir import Directive, Imm, Instruction, Label, Reg
 
 TABLE = "ivtx_pv_ops"
 STUBS = "ivtx/pv_call_native.S"
@@ -81,8 +82,16 @@ def canonical_roles(g) -> dict[str, str] | str:
 
 
 def starts_group(a, g) -> bool:
-    prev = _prev_statement(a, g.first.pos)
-    return type(prev).__name__ in ("Stop", "Label") or prev is None
+    """Whether the site is the first instruction of its group at every use: the statement before
+    it (labels and directives do not end a group) is a stop, or there is none."""
+    stmts = a.cfg.program.statements
+    for u in g.uses:
+        i = a.cfg.stmt_index[u.pos] - 1
+        while i >= 0 and type(stmts[i]).__name__ in ("Label", "Directive"):
+            i -= 1
+        if i >= 0 and type(stmts[i]).__name__ != "Stop":
+            return False
+    return True
 
 
 def in_explicit_bundle(a, g) -> bool:
@@ -115,7 +124,10 @@ def place_sequence(a, files: SourceFiles, g, items: list[str], tag, moved=None) 
         pos, direction = moved
         edits.append(_insert_at(a, files, pos, direction, lead + items, tag))
     elif g.in_macro or _code_follows(line, first.end):
-        edits.append(TextEdit(first.file, first.line, first.start, first.end, _inline(lead + items).strip(), tag=tag))
+        text = _inline(lead + items).strip()
+        if "," in text and line[first.end:].lstrip()[:1] in (",", ")"):
+            raise Unplaceable("the site is a macro argument and its call sequence has commas")
+        edits.append(TextEdit(first.file, first.line, first.start, first.end, text, tag=tag))
     else:
         e = replace_span(line, first, items[0], tag=tag)
         indent = line[:len(line) - len(line.lstrip(" \t"))] or "\t"
@@ -142,7 +154,7 @@ class CallSite:
     link: str | None = None  # GR with the return address
     save: str | None = None  # GR the branch register is saved in
     breg: str | None = None
-    label: str | None = None  # return label
+    entry: str | None = None  # out of line at a macro-body site: the GR the table entry is loaded into
     out_of_line: bool = False
     uses: list = field(default_factory=list)
     native: list = field(default_factory=list)  # the native statements the stub executes
@@ -158,21 +170,26 @@ class CallSite:
 
 
 def _alloc(g, need_gr: int, need_pr: int, free_gr: list[str], free_pr: list[str], path: str, single: bool,
-           bank_switch: bool, rfi: bool) -> tuple | str:
-    """(clobbers, link, save, breg) or a reason."""
+           bank_switch: bool, rfi: bool, ool: bool) -> tuple | str:
+    """(clobbers, link, save, breg, entry) or a reason. `entry` is the extra GR a macro-body site
+    needs out of line (the out-of-line code loads the table entry into it; the return address
+    stays in `link`)."""
     gr = list(free_gr)
     clobs = gr[:need_gr]
     rest = gr[need_gr:]
     if len(clobs) < need_gr or len(free_pr) < need_pr:
         return "too few registers for the op's clobbers"
-    link = save = breg = None
+    link = save = breg = entry = None
     needs_link = path == "table" or (not single and not rfi)
-    needs_breg = path == "table" or (not single and not rfi)
     if needs_link:
         if not rest:
             return "no free GR for the return address (and table entry)"
         link = rest.pop(0)
-    if needs_breg:
+    if ool and not single and path == "table":
+        if not rest:
+            return "no second free GR for the table entry out of line"
+        entry = rest.pop(0)
+    if needs_link:
         free_br = [b for b in g.free_br if b != "b0"] + (["b0"] if "b0" in g.free_br else [])
         if free_br and not rfi:
             breg = free_br[0]
@@ -183,7 +200,7 @@ def _alloc(g, need_gr: int, need_pr: int, free_gr: list[str], free_pr: list[str]
                 return ("every branch register holds interrupted state and no GR is free to save one in"
                         + (" (outside r16-r31: the op switches banks)" if bank_switch else ""))
             save = pool[0]
-    return clobs + free_pr[:need_pr], link, save, breg
+    return clobs + free_pr[:need_pr], link, save, breg, entry
 
 
 def plan_calls(a, groups, files: SourceFiles, res, catalog, out_of_line: frozenset = frozenset()):
@@ -211,12 +228,13 @@ def plan_calls(a, groups, files: SourceFiles, res, catalog, out_of_line: frozens
         bank_switch = g.op.name in ("BSW_0", "BSW_1")
         need_gr, need_pr = g.first.needs_gr, g.first.needs_pr
         free_gr, free_pr, extra, moved = g.free_gr, g.free_pr, [], None
-        got = _alloc(g, need_gr, need_pr, free_gr, free_pr, path, single, bank_switch, rfi)
+        ool = path == "table" and g.first.pos in out_of_line
+        got = _alloc(g, need_gr, need_pr, free_gr, free_pr, path, single, bank_switch, rfi, ool)
         if isinstance(got, str):
-            want = need_gr + (2 if path == "table" or not single else 0)
+            want = need_gr + (2 if path == "table" or not single else 0) + (1 if ool and not single else 0)
             fix = create_clobbers(a, g, files, want, need_pr, catalog, "call")
             if fix.reason is None:
-                got2 = _alloc(g, need_gr, need_pr, fix.free_gr, fix.free_pr, path, single, bank_switch, rfi)
+                got2 = _alloc(g, need_gr, need_pr, fix.free_gr, fix.free_pr, path, single, bank_switch, rfi, ool)
                 if not isinstance(got2, str):
                     got = got2
                     res.restructurings.extend(fix.records)
@@ -226,15 +244,20 @@ def plan_calls(a, groups, files: SourceFiles, res, catalog, out_of_line: frozens
             if isinstance(got, str):
                 res.unresolved.append(UnresolvedSite(name, text, g.op.name, got + ("; " + fix.reason if fix.reason else "")))
                 continue
-        clobs, link, save, breg = got
-        cs = CallSite(len(calls), path, dict(roles), clobs, link, save, breg, uses=list(g.uses))
+        clobs, link, save, breg, entry = got
+        cs = CallSite(len(calls), path, dict(roles), clobs, link, save, breg, uses=list(g.uses), entry=entry)
         cs.roles["@op"] = g.op.name
-        ool = path == "table" and single and g.first.pos in out_of_line
         cs.out_of_line = ool
         calls.append(cs)
         tag = ("call", cs.index)
         items, stub = _sequence(a, g, cs, label, catalog)
-        plan.edits.extend(place_sequence(a, files, g, items, tag, moved))
+        check_groups(items, f"the call at {name}")
+        check_groups(stub, f"the stub of {name}")
+        try:
+            plan.edits.extend(place_sequence(a, files, g, items, tag, moved))
+        except Unplaceable as exc:
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name, str(exc)))
+            continue
         plan.edits.extend(extra)
         stub_text.extend(stub)
         plan.checks[tag] = _check_entry(g, cs)
@@ -268,7 +291,7 @@ def _record(a, g, files, cs: CallSite, how: str, name: str):
 
     sp = g.span
     old = files.line(sp.file, sp.line)[sp.start:sp.end]
-    regs = ", ".join(x for x in [*cs.clobbers, cs.link, cs.save] if x)
+    regs = ", ".join(x for x in [*cs.clobbers, cs.link, cs.save, cs.entry] if x)
     why = f"called {how}; " + (f"clobbers {regs} dead after the site (liveness)" if regs else "no register needed")
     return EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, f"call {cs.stub}", why)
 
@@ -289,9 +312,17 @@ def _sequence(a, g, cs: CallSite, label: str, catalog) -> tuple[list[str], list[
                                  if cs.returns else [";;"])
         stub = head + _stub_body(cs, native)
         return items, stub
+    if cs.path == "table" and cs.entry:  # out of line, macro body: the callee returns to the site
+        items = lead + ([f"mov {cs.save}={cs.breg}"] if cs.save else []) + \
+            [f"movl {cs.link}={ret}", f"br.cond.sptk.many {cs.stub}_ool", ";;", f"{label}:"] + \
+            ([f"mov {cs.breg}={cs.save}", ";;"] if cs.save else [])
+        ool = [f"{cs.stub}_ool:", f"movl {cs.entry}={TABLE}+8*{cs.index}", ";;", ".serialize.data",
+               f"ld8 {cs.entry}=[{cs.entry}]", ";;", f"mov {cs.breg}={cs.entry}", ";;",
+               f"br.cond.sptk.many {cs.breg}", ";;"]
+        return items, head + _stub_body(cs, native) + ool
     if cs.path == "table":  # out of line: the site branches to the call sequence and back
         back = f"ivtx_pv_ret_{cs.index}"
-        items = lead + [f"br.cond.sptk.many {cs.stub}_ool", ";;", f"{back}:"]
+        items = [f"br.cond.sptk.many {cs.stub}_ool", f"{back}:"]  # a taken branch ends the group
         inner = f"ivtx_pv_oret_{cs.index}"
         ool = [f"{cs.stub}_ool:"] + _table_call(cs, inner) + [";;"]
         if cs.returns:
@@ -299,11 +330,12 @@ def _sequence(a, g, cs: CallSite, label: str, catalog) -> tuple[list[str], list[
                    [f"br.cond.sptk.many {back}", ";;"]
         return items, head + _stub_body(cs, native) + ool
     # direct: no data access
+    # (a lone branch needs no stop around it: taken, it ends the instruction group)
     if not cs.returns:
-        return lead + [f"br.cond.sptk.many {cs.stub}", ";;"], head + native + [";;"]
+        return [f"br.cond.sptk.many {cs.stub}"], head + native + [";;"]
     if cs.link is None:  # one use: the stub branches back to a label after the site
         back = f"ivtx_pv_ret_{cs.index}"
-        return (lead + [f"br.cond.sptk.many {cs.stub}", ";;", f"{back}:"],
+        return ([f"br.cond.sptk.many {cs.stub}", f"{back}:"],
                 head + native + [";;", f"br.cond.sptk.many {back}", ";;"])
     items = lead + ([f"mov {cs.save}={cs.breg}"] if cs.save else []) + \
         [f"movl {cs.link}={ret}", f"br.cond.sptk.many {cs.stub}", ";;", f"{label}:"] + \
@@ -358,7 +390,7 @@ def _stub_file(a, calls: list[CallSite], stub_lines: list[str]) -> str:
 
 
 def _check_entry(g, cs: CallSite) -> tuple:
-    w = list(cs.clobbers) + [r for r in (cs.link, cs.save) if r]
+    w = list(cs.clobbers) + [r for r in (cs.link, cs.save, cs.entry) if r]
     if cs.breg and not cs.save:
         w.append(cs.breg)
     return ("call", cs, w, g)
@@ -441,7 +473,7 @@ def check_sequence(b, tag, check, positions, dead_after, why_live) -> None:
     _, cs, w, g = check
     code = b.cfg.code
     index = {id(s): p for p, s in enumerate(code)}
-    calls = [index[id(s)] for s in getattr(cs, "model_ends", []) if id(s) in index]
+    calls = [index[id(s)] for s in cs.model_ends if id(s) in index]
     if len(calls) != len(g.uses):
         raise IvtxInternal(f"self-check: call {cs.index} ({cs.roles['@op']}) found {len(calls)} times in the output, "
                            f"the input had {len(g.uses)} uses")

@@ -507,9 +507,9 @@ def insert_before(a, files: SourceFiles, g, items: list[str], leading_stop: bool
                   comment: str | None = None) -> list[TextEdit]:
     """Statements right before site group `g`, after a stop when the site does not start its
     instruction group and `leading_stop` asks for one."""
-    site = g.first
-    prev = _prev_statement(a, site.pos)
-    if leading_stop and type(prev).__name__ not in ("Stop", "Label"):
+    from .emit_call import starts_group
+
+    if leading_stop and not starts_group(a, g):
         items = [";;"] + items
     span = g.located[0].span if g.located else g.pv_span
     return [insert_before_span(files, span, g.in_macro, items, comment)]

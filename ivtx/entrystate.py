@@ -17,10 +17,10 @@ the native and the transformed program identical starts.  `zeroed(keys)` is for 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from . import regs
-from .interp_state import CODE_BASE, MASK64, PT_TAG_SHIFT, Machine, Memory, mix64
+from .interp_state import MASK64, PT_TAG_SHIFT, Machine, Memory, mix64
 
 BOF = 1000  # physical index of the interrupted frame's r32 (any value works)
 CONTINUATION = 0xC0C0C0C0C0C0C0C0  # r30@0 of a standalone 0x1400 run: "a continuation of the file"
@@ -47,7 +47,7 @@ class EntryState:
         values = dict(self.values)
         if values.get("r30@0") == CONTINUATION:
             points = interp.continuation_points
-            values["r30@0"] = CODE_BASE + 16 * points[self.mem_seed % len(points)] if points else CONTINUATION
+            values["r30@0"] = interp.layout.address(points[self.mem_seed % len(points)]) if points else CONTINUATION
         m = Machine(values, set(self.nats), self.psr, self.cfm, self.bof, Memory(self.mem_seed, interp.layout.data),
                     self.files, self.ivr, seed=self.mem_seed)
         seed, rate = self.nested_seed, self.nested_rate

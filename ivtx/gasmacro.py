@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from .diag import IvtxError, Loc
 from .ppline import PPLine, Preprocessed
 
-_TRIGGER = re.compile(r"\.(?:macro|rept|irpc?|if\w*|else\w*|endif|endm|endr|exitm|purgem)\b", re.IGNORECASE)
+# a directive's dot follows no name character: `cr.ifa` and `cr.ifs` are not `.if` (which
+# would send every IVT through the expander for nothing)
+_TRIGGER = re.compile(r"(?<![\w.$])\.(?:macro|rept|irpc?|if\w*|else\w*|endif|endm|endr|exitm|purgem)\b",
+                      re.IGNORECASE)
 _CONTROL = re.compile(r"[ \t]*(\.[A-Za-z]\w*)\b[ \t]*", re.ASCII)
 _IDENT = re.compile(r"[A-Za-z_.$][\w.$]*")
 _LABEL = re.compile(r"[ \t]*([A-Za-z_.$][\w.$]*|\d+)[ \t]*:(?!:)")

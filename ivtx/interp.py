@@ -28,17 +28,16 @@ through b0 = r30 (or, with no such handler in the file, a model of the conventio
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from string import Template
 
 from .cfg import CFG, build_cfg
 from .diag import Loc
 from .effects import effects_of
-from .interp_state import CODE_BASE, DATA_BASE, EXT_BASE, MASK64, Fault, Machine, NotModelled, mix64
-from .ir import Directive, Imm, Instruction, Label, Program, PvCall, Sym
-from .parse import fold
+from .interp_layout import Layout, code_point
+from .interp_state import MASK64, Fault, Machine, NotModelled, mix64
+from .ir import Instruction, Program, PvCall
 from .pvcatalog import Catalog, default_catalog
-from . import regs
 
 NESTED_VECTOR = 0x1400
 MAX_STEPS = 20000
@@ -95,151 +94,6 @@ class RunResult:
     steps: int
     not_modelled: NotModelled | None = None
     trace: list[Step] | None = None
-
-
-# --------------------------------------------------------------------------- symbols and addresses
-
-
-def external_address(name: str) -> int:
-    """A stable address for a symbol outside the file: page_fault is the same in every program."""
-    return EXT_BASE + ((zlib.crc32(name.encode()) & 0xFFFFFFF) << 4)
-
-
-class Layout:
-    """Addresses of code positions (CODE_BASE + 16*pos), labels, data directives and external
-    symbols; expression evaluation with them."""
-
-    def __init__(self, program: Program, cfg: CFG):
-        self.cfg = cfg
-        self.n = len(cfg.code)
-        self.symbols: dict[str, int] = {}
-        self.local_defs: dict[str, list[int]] = {}
-        self.data: dict[int, int] = {}  # byte address -> value: the data directives' image
-        self.externals: dict[int, str] = {}
-        self._scan(program)
-
-    def _scan(self, program: Program) -> None:
-        pos = 0
-        data_addr = DATA_BASE
-        pending: list[Label] = []
-        data: list[tuple[int, int, object]] = []  # (address, size, operand)
-        for s in program.statements:
-            if isinstance(s, Label):
-                pending.append(s)
-                continue
-            if isinstance(s, (Instruction, PvCall)):
-                for lab in pending:
-                    self._define(lab, CODE_BASE + 16 * pos, pos)
-                pending.clear()
-                if isinstance(s, Instruction) and s.tag is not None:
-                    self.local_defs.setdefault(s.tag, []).append(pos)
-                pos += 1
-            elif isinstance(s, Directive) and _data_size(s.name):
-                for lab in pending:
-                    self._define(lab, data_addr, None)
-                pending.clear()
-                size = _data_size(s.name)
-                for a in s.args:
-                    data.append((data_addr, size, a))
-                    data_addr += size
-        for lab in pending:
-            self._define(lab, CODE_BASE + 16 * pos, pos)
-        for addr, size, a in data:  # after every label has its address
-            value = a.value if getattr(a, "value", None) is not None else self.value(getattr(a, "expr", a), None)
-            for i in range(size):
-                self.data[addr + i] = (value >> (8 * i)) & 0xFF
-
-    def _define(self, lab: Label, addr: int, pos: int | None) -> None:
-        if not lab.local:
-            self.symbols.setdefault(lab.name, addr)
-        elif pos is not None:
-            self.local_defs.setdefault(lab.name, []).append(pos)
-
-    def code_pos(self, addr: int) -> int | None:
-        """The code position an address names (branch targets ignore the low 4 bits)."""
-        off = (addr & MASK64) - CODE_BASE
-        return off >> 4 if 0 <= off < 16 * self.n else None
-
-    def _local(self, name: str, at: int) -> int | None:
-        """`1f` / `1b` seen at code position `at` (primer section 6: numeric local labels)."""
-        defs = self.local_defs.get(name[:-1], [])
-        if name[-1] == "f":
-            hit = next((d for d in defs if d > at), None)
-        else:
-            hit = next((d for d in reversed(defs) if d <= at), None)
-        return None if hit is None else CODE_BASE + 16 * hit
-
-    def value(self, expr, at: int | None) -> int:
-        """The value of an expression at code position `at` (labels are addresses)."""
-        env: dict[str, int] = {}
-        for name in _symbols_in(expr):
-            if regs.psr_mask(name) is not None and name not in self.symbols:
-                continue
-            if name == ".":
-                env[name] = CODE_BASE + 16 * (at or 0)
-            elif name in self.symbols:
-                env[name] = self.symbols[name]
-            elif at is not None and len(name) >= 2 and name[-1] in "fb" and name[:-1].isdigit():
-                v = self._local(name, at)
-                env[name] = v if v is not None else external_address(name)
-            else:
-                addr = external_address(name)
-                self.externals[addr] = name
-                env[name] = addr
-        v = fold(_strip_relocs(expr), env)
-        if v is None:
-            raise NotModelled(f"expression '{expr}' does not evaluate", None)
-        return v & MASK64
-
-    def canonical(self, value: int):
-        """A value as comparisons across programs see it: a code address becomes the point it
-        names, which survives transformation ("@label", "@label+call2": right after the second
-        br.call after the label); a symbol outside the file "&name"; other values unchanged."""
-        p = self.code_pos(value)
-        if p is None or (value - CODE_BASE) % 16:
-            name = self.externals.get(value)
-            return f"&{name}" if name else value
-        return "@" + code_point(self.cfg, p)
-
-
-def code_point(cfg: CFG, p: int) -> str:
-    """`label`, `label+call2` (right after the second br.call after label) or `label+N`."""
-    label, lpos = "<start>", 0
-    for name, q in cfg.labels.items():
-        if q <= p and q >= lpos and not name[0].isdigit():
-            label, lpos = name, q
-    if lpos == p and label != "<start>":
-        return label
-    calls = [q for q in range(lpos, p) if isinstance(cfg.code[q], Instruction) and cfg.code[q].mnemonic.startswith(("br.call", "brl.call"))]
-    if calls and calls[-1] == p - 1:
-        return f"{label}+call{len(calls)}"
-    return f"{label}+{p - lpos}"
-
-
-def _data_size(name: str) -> int:
-    base = name.lstrip(".").split(".")[0]
-    return {"data1": 1, "data2": 2, "data4": 4, "data8": 8, "byte": 1, "quad": 8, "long": 4}.get(base, 0)
-
-
-def _symbols_in(expr):
-    if isinstance(expr, Sym):
-        yield expr.name
-    for attr in ("left", "right", "arg"):
-        sub = getattr(expr, attr, None)
-        if sub is not None:
-            yield from _symbols_in(sub)
-
-
-def _strip_relocs(expr):
-    from .ir import Binary, Reloc, Unary
-
-    if isinstance(expr, Reloc):
-        return _strip_relocs(expr.arg)
-    if isinstance(expr, Binary):
-        return Binary(expr.op, _strip_relocs(expr.left), _strip_relocs(expr.right))
-    if isinstance(expr, Unary):
-        return Unary(expr.op, _strip_relocs(expr.arg))
-    return expr
 
 
 # --------------------------------------------------------------------------- compiling
@@ -311,8 +165,6 @@ class Interpreter:
 
     def __init__(self, program: Program, cfg: CFG | None = None, catalog: Catalog | None = None,
                  nested_summary=None):
-        from . import interp_alu, interp_mem, interp_sys  # noqa: F401  (they fill SEMANTICS)
-
         self.program = program
         self.cfg = cfg or build_cfg(program)
         self.catalog = catalog or default_catalog()
@@ -334,10 +186,19 @@ class Interpreter:
     # ------------------------------------------------------------------ handlers
 
     def vectors(self) -> list:
-        """(region, entry position) of every vector entry with code, in table order."""
+        """(region, entry position) of every vector entry with code, in table order.  Only the
+        interruption vector table counts (a `.org`-spaced stub table, like the PAL-static
+        entries a transform emits, looks like one too): `ia64_ivt`, else a table at a 32 KB
+        boundary (IVA ignores the low 15 bits, primer section 3), else the largest."""
+        tables: dict[str, int] = {}
+        for r in self.cfg.regions:
+            if r.is_vector:
+                tables[r.table] = tables.get(r.table, 0) + 1
+        aligned = lambda t: self.layout.symbols.get(t, 1) % 0x8000 == 0  # noqa: E731
+        ivt = max(tables, key=lambda t: (t == "ia64_ivt", aligned(t), tables[t]), default=None)
         out = []
         for r in self.cfg.regions:
-            if r.is_vector and r.name in self.cfg.entries:
+            if r.is_vector and r.table == ivt and r.name in self.cfg.entries:
                 out.append((r, self.cfg.blocks[self.cfg.entries[r.name]].first))
         return sorted(out, key=lambda x: x[0].offset)
 
@@ -401,48 +262,53 @@ class Interpreter:
         ops, stop_after, falls_off = self.ops, self.stop_after, self.falls_off
         conts = self.continuations
         cov = m.coverage
-        m.steps = 0
-        while True:
-            if m.steps >= max_steps:
-                m.commit()
-                return Exit("step-limit", str(max_steps), pos)
-            m.steps += 1
-            m.pos = pos
-            if cov is not None:
-                cov.add(pos)
-            if pos in conts and self._nested_miss(m, pos):
-                m.commit()
-                nxt = self._take_nested(m, pos)
-                if isinstance(nxt, Exit):
-                    return nxt
-                pos = nxt
-                continue
-            try:
+        steps = 0
+        try:
+            while True:
+                steps += 1
+                if steps > max_steps:
+                    m.commit()
+                    return Exit("step-limit", str(max_steps), pos)
+                m.pos = pos
+                if cov is not None:
+                    cov.add(pos)
+                if pos in conts and self._nested_miss(m, pos):
+                    m.commit()
+                    nxt = self._take_nested(m, pos)
+                    if isinstance(nxt, Exit):
+                        return nxt
+                    pos = nxt
+                    continue
                 r = ops[pos](m) if tr is None else self._traced(m, pos, tr)
-            except Fault as f:
-                m.discard()
-                return Exit("fault", f.kind, pos)
-            if r is None:
-                if stop_after[pos]:
-                    m.commit()
-                if falls_off[pos]:
-                    m.commit()
-                    return Exit("fall-off", code_point(self.cfg, pos), pos)
-                pos += 1
-                continue
-            m.commit()
-            if type(r) is int:
-                pos = r
-                continue
-            if r.pos is None:
-                r.pos = pos
-            return r
+                if r is None:
+                    if stop_after[pos]:
+                        m.commit()
+                        if falls_off[pos]:
+                            return Exit("fall-off", code_point(self.cfg, pos), pos)
+                    pos += 1
+                    continue
+                m.commit()
+                if type(r) is int:
+                    pos = r
+                    continue
+                if r.pos is None:
+                    r.pos = pos
+                return r
+        except Fault as f:
+            m.discard()
+            return Exit("fault", f.kind, pos)
+        finally:
+            m.steps = steps
 
     def _traced(self, m: Machine, pos: int, tr: list[Step]):
         from .printer import statement_text
 
         s = self.cfg.code[pos]
-        reads = m.peek_reads(s)
+        qp = getattr(s, "qp", None)
+        if qp not in (None, "p0") and not m.for_branch(qp):
+            reads = {qp: 0}  # predicated off: it reads its predicate and nothing else
+        else:
+            reads = m.peek_reads(s)
         before_pend = dict(m.pend)
         before_mem = len(m.mem.log)
         before_tlb = len(m.tlb)
@@ -507,3 +373,7 @@ class Interpreter:
         m.poke("b0", m.v["r30@0"])
         p = self.layout.code_pos(m.v["b0"])
         return p if p is not None else Exit("unknown", f"{m.v['b0']:#x}")
+
+
+# the semantics modules register their forms in SEMANTICS (they import `semantics` from here)
+from . import interp_alu, interp_mem, interp_sys  # noqa: E402,F401

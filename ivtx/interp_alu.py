@@ -378,16 +378,14 @@ def _mov_from_br(insn, ctx):
 
 @semantics("mov.from.ip")
 def _mov_from_ip(insn, ctx):
-    from .interp_state import CODE_BASE
-
     wd = gr_writer(gr_index(insn.dests[0]))
-    here = CODE_BASE + 16 * ctx.pos
+    here = ctx.layout.address(ctx.pos)
 
     def body(m):
         wd(m, here)
     return guard(insn, body)
 
 
-@semantics("nop", "mf", "brp", "fc", "lfetch.nohint")
+@semantics("nop", "mf", "brp", "fc")
 def _no_effect(insn, ctx):
     return lambda m: None

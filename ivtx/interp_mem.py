@@ -19,7 +19,7 @@ from __future__ import annotations
 from .interp import semantics
 from .interp_alu import gr_index, guard, operand, _no_nat
 from .interp_state import MASK64, Fault, gr_reader, gr_writer, rse_advance, rse_count
-from .ir import Imm, Reg
+from .ir import Imm
 
 _SIZES = {"1": 1, "2": 2, "4": 4, "8": 8}
 
@@ -91,13 +91,13 @@ def _store(insn, ctx):
         if nat and not spill:
             raise Fault("nat-consumption", "store of a NaT register")
         a = address(m, rb, size)
+        if inc is not None:
+            wb(m, a + inc, False)  # before memory changes: writing r0 faults
         m.mem.write(a, size, value)
         if m.touched is not None:
             m.touch("mem")
         if spill:
             m.pend_unat.append(((a >> 3) & 63, int(nat)))
-        if inc is not None:
-            wb(m, a + inc, False)
     return guard(insn, body)
 
 
@@ -112,10 +112,10 @@ def _cmpxchg(insn, ctx):
         new = _no_nat(m, src, "cmpxchg")
         a = address(m, base, size)
         old = m.mem.read(a, size)
+        wd(m, old)  # before memory changes: writing r0 faults
         if old == m.get("ar.ccv") & mask:
             m.mem.write(a, size, new)
             m.touch("mem")
-        wd(m, old)
     return guard(insn, body)
 
 
@@ -128,9 +128,9 @@ def _fetchadd(insn, ctx):
     def body(m):
         a = address(m, base, size)
         old = m.mem.read(a, size)
+        wd(m, old)
         m.mem.write(a, size, old + inc)
         m.touch("mem")
-        wd(m, old)
     return guard(insn, body)
 
 
@@ -143,9 +143,9 @@ def _xchg(insn, ctx):
         new = _no_nat(m, src, "xchg")
         a = address(m, base, size)
         old = m.mem.read(a, size)
+        wd(m, old)
         m.mem.write(a, size, new)
         m.touch("mem")
-        wd(m, old)
     return guard(insn, body)
 
 
@@ -201,13 +201,12 @@ def _stf(insn, ctx):
     def body(m):
         a = address(m, rb, size)
         v = _fr_read(m, f)
+        if inc is not None:
+            m.set_gr(base, a + inc(m)[0], False)  # before memory changes: writing r0 faults
         m.mem.write(a, 8, v & MASK64)
         if spill:
             m.mem.write(a + 8, 8, v >> 64)
         m.touch("mem")
-        if inc is not None:
-            b, bn = m.gr(base)
-            m.set_gr(base, b + inc(m)[0], bn)
     return guard(insn, body)
 
 
@@ -242,7 +241,7 @@ def _mov_fr(insn, ctx):
 @semantics("getf", "setf")
 def _getf_setf(insn, ctx):
     if insn.mnemonic == "getf.sig":
-        d, s = gr_index(insn.dests[0]), insn.srcs[0].name
+        wd, s = gr_writer(gr_index(insn.dests[0])), insn.srcs[0].name
         return guard(insn, lambda m: wd(m, _fr_read(m, s) & MASK64))
     if insn.mnemonic == "setf.sig":
         d, s = insn.dests[0].name, gr_index(insn.srcs[0])
@@ -305,9 +304,11 @@ def _alloc(insn, ctx):
     i, l, o, r = (ctx.imm(x) for x in insn.srcs[1:5])
     sof, sol, sor = i + l + o, i + l, r // 8
 
+    target = gr_index(insn.dests[0])
+
     def op(m):
-        if sof > 96 or sol > sof or r > sof:
-            raise Fault("illegal-operation", f"alloc frame {i},{l},{o},{r}")
+        if sof > 96 or sol > sof or r > sof or target == 0 or target - 32 >= sof:
+            raise Fault("illegal-operation", f"alloc frame {i},{l},{o},{r} with target r{target}")
         pfs = m.get("ar.pfs")
         m.set_cfm((m.cfm & ~0x3FFFF) | sof | (sol << 7) | (sor << 14))
         wd(m, pfs)  # named in the new frame

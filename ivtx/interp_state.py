@@ -11,7 +11,7 @@ PSR, CFM and the bottom of frame (bof) are attributes.  NaT bits: the set `nat` 
 from __future__ import annotations
 
 MASK64 = (1 << 64) - 1
-CODE_BASE = 0xA000000100000000   # code position p lives at CODE_BASE + 16*p
+CODE_BASE = 0xA000000100000000   # the first code section (ivtx.interp.Layout lays out bundles)
 EXT_BASE = 0xA000000200000000    # symbols outside the file (hashed)
 DATA_BASE = 0xA000000300000000   # the file's data directives
 
@@ -351,23 +351,24 @@ class Machine:
 
     def commit(self) -> None:
         """End of an instruction group: pending writes take effect."""
-        if self.trace_writes is not None:
-            self.trace_writes.update(self.pend)
-            if self.pend_psr or self.pend_unat:
-                self.trace_writes["psr/unat"] = (tuple(self.pend_psr), tuple(self.pend_unat))
-        if self.pend:
+        pend = self.pend
+        if pend:
+            if self.trace_writes is not None:
+                self.trace_writes.update(pend)
             v, nat = self.v, self.nat
-            self.dirty.update(self.pend)
-            for name, (val, n) in self.pend.items():
+            self.dirty.update(pend)
+            for name, (val, n) in pend.items():
                 v[name] = val
                 if n:
                     nat.add(name)
                 elif name in nat:
                     nat.discard(name)
-            self.pend.clear()
+            pend.clear()
             if self.pend_kind:
                 self.pend_kind.clear()
         if self.pend_psr:
+            if self.trace_writes is not None:
+                self.trace_writes["psr"] = tuple(self.pend_psr)
             old = psr = self.psr
             for clear, setbits in self.pend_psr:
                 psr = (psr & ~clear) | setbits
@@ -383,6 +384,8 @@ class Machine:
             unat = self.v["ar.unat"]
             for bit, val in self.pend_unat:
                 unat = (unat & ~(1 << bit)) | (val << bit)
+            if self.trace_writes is not None:
+                self.trace_writes["ar.unat"] = unat
             self.v["ar.unat"] = unat
             self.dirty.add("ar.unat")
             self.pend_unat.clear()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .interp import Exit, semantics
 from .interp_alu import _no_nat, gr_index, guard
-from .interp_state import CODE_BASE, MASK64, PSR_BN, PSR_IC, Fault, gr_writer, mix64, rse_advance, rse_retreat
+from .interp_state import MASK64, PSR_BN, PSR_IC, Fault, gr_writer, mix64, rse_advance, rse_retreat
 from .ir import Imm, Reg, Sym
 
 PFM_MASK = (1 << 38) - 1
@@ -88,7 +88,7 @@ def _enter_call(m, link: str, ret: int) -> None:
 def _call(insn, ctx):
     qp = _branch_qp(insn)
     link = insn.dests[0].name
-    ret = CODE_BASE + 16 * (ctx.pos + 1)
+    ret = ctx.layout.address(ctx.pos) + 16  # the next bundle: a branch ends its bundle
     src = insn.srcs[0]
     indirect = isinstance(src, Reg)
     pos, name = (None, None) if indirect else _direct(insn, ctx)
@@ -294,12 +294,12 @@ def _file_index(file: str, value: int) -> int:
 
 
 def file_value(m, file: str, idx: int) -> int:
-    v = m.files.setdefault(file, {}).get(idx)
+    """An indirect register: as written, else a value generated from the trial's seed."""
+    v = m.files.get(file, {}).get(idx)
     if v is None:
         v = mix64(m.seed ^ mix64(hash_name(file)) ^ idx)
         if file == "rr":
             v = (v & ~0xFC) | (((v >> 2) % 6 + 12) << 2)  # page size 4K..128K
-        m.files[file][idx] = v
     return v
 
 

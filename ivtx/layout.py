@@ -250,7 +250,8 @@ def slot_unit(s: Instruction) -> str:
         if any(n in _I_ARS for n in names):
             return "I"
         kinds = {kind_of(n) for n in names}
-        if kinds & {"ar", "cr"} or any(n.startswith("psr") for n in names) or any(not isinstance(x, (Reg, Imm)) for x in s.dests + s.srcs):
+        indexed = any(not isinstance(x, (Reg, Imm)) for x in s.dests + s.srcs)  # rr[r3], cpuid[r3] ...
+        if kinds & {"ar", "cr"} or any(n.startswith("psr") for n in names) or indexed:
             return "M"
         if "br" in kinds or any(n in ("pr", "pr.rot", "ip") for n in names):
             return "I"
@@ -298,10 +299,12 @@ def estimate_bytes(stmts) -> int:
     A model of how gas bundles (primer section 4): instructions stay in order, each in a slot
     of its unit (ivtx.layout.slot_unit) in one of the twelve templates, a `;;` either ends the
     bundle or is a template's mid-bundle stop (M;;MI, MI;;I), a label starts a new bundle,
-    `bsw`/`cover`/`rfi` end their group and `alloc` starts one, an explicit `{ }` is one
-    bundle, and a pv-op call gets a bundle for each instruction of its native text.  `.align N`
-    pads (regions start aligned).  tests/test_layout.py checks it against the object file
-    for every sample region; the exact size comes from ivtx.sizes."""
+    `bsw`, `cover`, `rfi`, `itc`, `ptc.g` end their group (the stop right after their slot)
+    and `alloc`, `flushrs`, `loadrs` start one, an explicit `{ }` is one bundle, and a pv-op
+    call gets a bundle for each instruction of its native text.  `.align N` pads (regions
+    start aligned); data among the code counts with its alignment.  tests/test_layout.py
+    checks it against the object file for every sample region (it is exact on all of them);
+    the exact size comes from ivtx.sizes."""
     from .ir import BundleBegin, BundleEnd, Stop
 
     size = 0  # bytes before the open bundle
@@ -348,8 +351,28 @@ def estimate_bytes(stmts) -> int:
             n = _fold(getattr(s.args[0], "expr", s.args[0]))
             if n and n > 0 and n & (n - 1) == 0:
                 size = (size + n - 1) // n * n
+        elif isinstance(s, Directive) and _data_bytes(s):
+            close()  # data among the code: its bytes, then the next bundle starts 16-aligned
+            size = (size + _data_bytes(s) + 15) // 16 * 16
     close()
     return size
+
+
+_DATA_WIDTH = {".byte": 1, ".short": 2, ".word": 2, ".long": 4, ".int": 4, ".quad": 8}
+_DATA_WIDTH.update({f"data{n}{ua}": n for n in (1, 2, 4, 8, 16) for ua in ("", ".ua")})
+
+
+def _data_bytes(d: Directive) -> int:
+    """An upper bound of the bytes a data directive puts here (alignment padding included)."""
+    width = _DATA_WIDTH.get(d.name)
+    if width is not None:
+        return len(d.args) * width + width - 1
+    if d.name in (".skip", ".space") and d.args:
+        n = _fold(getattr(d.args[0], "expr", d.args[0]))
+        return max(n or 0, 0)
+    if d.name in (".ascii", ".asciz", ".string", "string", "stringz"):
+        return sum(len(getattr(a, "value", "")) + 1 for a in d.args)
+    return 0
 
 
 def _native_count(name: str) -> int:

@@ -12,6 +12,9 @@ and the ARs, CRs and PSR bits the effects tables name. Rules (primer section 5):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
+
+import networkx as nx
 
 from .cfg import CFG
 from .conventions import ExitPolicy, Summary, all_register_locations
@@ -182,11 +185,17 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
     # a node's own "kill" for exits that do not return: everything not in gen is dead
     live_in: dict = {n: 0 for n in g.nodes}
     live_out: dict = {n: 0 for n in g.nodes}
-    work = list(g.nodes)
-    in_work = set(work)
+    # The least fixpoint does not depend on the order; visiting successors before their
+    # predecessors (DFS postorder, lowest rank first) visits most nodes once. A stack order
+    # revisits a node with many successors (the nested-miss return) at every change below it.
+    order = list(nx.dfs_postorder_nodes(g))
+    rank = {n: i for i, n in enumerate(order)}
+    work = list(range(len(order)))  # sorted: already a heap
+    queued = [True] * len(order)
     while work:
-        n = work.pop()
-        in_work.discard(n)
+        i = heappop(work)
+        queued[i] = False
+        n = order[i]
         out = 0
         for s in g.successors(n):
             out |= live_in[s]
@@ -195,9 +204,10 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
         if new_in != live_in[n]:
             live_in[n] = new_in
             for pr in g.predecessors(n):
-                if pr not in in_work:
-                    work.append(pr)
-                    in_work.add(pr)
+                j = rank[pr]
+                if not queued[j]:
+                    queued[j] = True
+                    heappush(work, j)
     return Liveness(cfg, policy, universe, states, use, kill, live_in, live_out, why_all)
 
 

@@ -44,19 +44,30 @@ def _pair_of(s) -> tuple[str, str] | None:
     return a, b
 
 
-def _pairs_transfer(pairs: frozenset, s) -> frozenset:
-    writes = _pred_writes(s)
+def _transfer_of(s) -> tuple[set[str], frozenset | None]:
+    """What `s` does to complementary pairs: (predicates it may write, the pair it creates)."""
+    pr = _pair_of(s)
+    return _pred_writes(s), None if pr is None else frozenset(pr)
+
+
+def _transfers(cfg: CFG) -> list[tuple[set[str], frozenset | None]]:
+    """_transfer_of every code position, computed once per analysis (the searches revisit)."""
+    return [_transfer_of(s) for s in cfg.code]
+
+
+def _apply(pairs: frozenset, transfer: tuple[set[str], frozenset | None]) -> frozenset:
+    writes, pair = transfer
     if writes:
         pairs = frozenset(p for p in pairs if "*" not in writes and not (p & writes))
-    pr = _pair_of(s)
-    if pr is not None:
-        pairs = pairs | {frozenset(pr)}
+    if pair is not None:
+        pairs = pairs | {pair}
     return pairs
 
 
-def complementary_pairs(cfg: CFG) -> dict[int, frozenset]:
+def complementary_pairs(cfg: CFG, transfers: list | None = None) -> dict[int, frozenset]:
     """Forward must-analysis: pairs {pA, pB} known complementary at each block's end."""
     g = cfg.graph
+    transfers = transfers if transfers is not None else _transfers(cfg)
     out: dict[int, frozenset] = {}
     order = sorted(cfg.blocks)
     for _ in range(50):
@@ -68,7 +79,7 @@ def complementary_pairs(cfg: CFG) -> dict[int, frozenset]:
                 ins = o if ins is None else ins & o
             st = ins or frozenset()
             for p in cfg.blocks[bid].items:
-                st = _pairs_transfer(st, cfg.code[p])
+                st = _apply(st, transfers[p])
             if out.get(bid) != st:
                 out[bid] = st
                 changed = True
@@ -105,8 +116,9 @@ def guarded_kills(cfg: CFG, policy, states, use: list[int], kill: list[int], uni
             if kill[w] & bit or use[w] & bit:
                 continue
             if pairs_end is None:
-                pairs_end = complementary_pairs(cfg)
-            if _proved(cfg, policy, w, qp, loc, bit, use, kill, pairs_end, node_summary, writes_if):
+                transfers = _transfers(cfg)
+                pairs_end = complementary_pairs(cfg, transfers)
+            if _proved(cfg, policy, w, qp, loc, bit, use, kill, pairs_end, node_summary, writes_if, transfers):
                 kill[w] |= bit
 
 
@@ -118,7 +130,7 @@ def _entry_pairs(cfg, bid, pairs_end) -> frozenset:
     return acc or frozenset()
 
 
-def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, writes_if) -> bool:
+def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, writes_if, transfers) -> bool:
     code = cfg.code
     g = cfg.graph
     steps = 0
@@ -137,7 +149,7 @@ def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, wr
         done = False
         pairs = _entry_pairs(cfg, bid, pairs_end)
         for p in blk.items[:i]:
-            pairs = _pairs_transfer(pairs, code[p])
+            pairs = _apply(pairs, transfers[p])
         for p in blk.items[i:]:
             steps += 1
             if steps > SEARCH_BOUND:
@@ -152,8 +164,8 @@ def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, wr
                 # (pX) x=... then (pY) x=... with pY == !pX: x is written on this path
                 done = True
                 break
-            pairs = _pairs_transfer(pairs, s)
-            writes = _pred_writes(s)
+            pairs = _apply(pairs, transfers[p])
+            writes = transfers[p][0]
             if "*" in writes or px in writes:
                 broken, known = True, False
             if kill[p] & bit:

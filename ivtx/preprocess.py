@@ -188,6 +188,7 @@ class _Line:
 
 
 _LINE_CACHE: dict[tuple[str, str], list[_Line]] = {}
+_LINE_CACHE_MAX_TEXT = 1 << 18  # bigger files are scanned again rather than kept after the run
 
 
 def _logical_lines(name: str, text: str) -> list[_Line]:
@@ -199,9 +200,10 @@ def _logical_lines(name: str, text: str) -> list[_Line]:
         lines = []
         while (line := scanner.next_line()) is not None:
             lines.append(line)
-        if len(_LINE_CACHE) >= 256:
-            _LINE_CACHE.clear()
-        _LINE_CACHE[key] = lines
+        if len(text) <= _LINE_CACHE_MAX_TEXT:
+            if len(_LINE_CACHE) >= 256:
+                _LINE_CACHE.clear()
+            _LINE_CACHE[key] = lines
     return lines
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .effects import effects_of
-from .ir import Directive, Imm, Instruction, Label, PvCall, Reg, Stop
+from .ir import Directive, Imm, Instruction, Label, PvCall, Reg
 from .liveness import bank_names
 from .machine import step
 from .printer import format_operand
@@ -49,8 +49,17 @@ class Fix:
     moved_dir: int = 0
 
 
+@dataclass(frozen=True)
+class _Eff:
+    reads: frozenset
+    writes: frozenset
+    flags: frozenset
+
+
 def effects(s):
-    return pv_effects(s) if isinstance(s, PvCall) else effects_of(s)
+    """Reads, writes (must or may) and flags of an instruction or pv call."""
+    e = pv_effects(s) if isinstance(s, PvCall) else effects_of(s)
+    return _Eff(e.reads, e.must_writes | e.may_writes, e.flags)
 
 
 def _names(reg: str, state) -> list[str]:
@@ -123,10 +132,18 @@ class Remat:
     what: str  # "cr.ifa" or "the constant ..."
 
 
-def remat_candidate(a, site, reg: str) -> Remat | str:
-    """Whether the value live in `reg` after `site` can be recomputed right after it; a reason if not."""
+# Registers whose value changes by itself or through the RSE: never recomputed from.
+VOLATILE = {"ar.itc", "ar.ruc", "ar.bsp", "ar.bspstore", "ar.rnat", "ip", "pr", "psr", "psr.l", "psr.um"}
+
+
+def remat_candidate(a, site, reg: str, exclude=frozenset()) -> Remat | str:
+    """Whether the value live in `reg` after `site` can be recomputed right after it; a reason if not.
+
+    Recomputable: a constant; a pure instruction (no memory, no privileged or other side effect,
+    no predicate) whose inputs still hold the same values after the site (`mov r26=r1`,
+    `mov r24=ar.pfs`, `adds r24=8,r23`) and are not in `exclude` (what the site may clobber);
+    a copy of an interruption CR that is still valid (read again with its pv op)."""
     code = a.cfg.code
-    last = site.pos + site.length - 1
     state = a.liveness.states[site.pos]
     names = _names(reg, state)
     if len(names) != 1:
@@ -152,7 +169,7 @@ def remat_candidate(a, site, reg: str) -> Remat | str:
         return Remat(reg, d, f"movl {reg}={text}", f"the constant {format_operand(src)}")
     if s.op == "mov" and isinstance(src, Reg) and src.name in REMAT_CRS:
         cr = src.name
-        after_site = a.liveness.states[last]
+        after_site = a.liveness.states[site.pos]
         for j in range(site.length):
             after_site = step(after_site, code[site.pos + j]) if after_site is not None else None
         for p in passed | {d}:
@@ -167,9 +184,29 @@ def remat_candidate(a, site, reg: str) -> Remat | str:
         if after_site is None or after_site.ic != 0:
             return f"psr.ic is not 0 after the site, {cr} cannot be read there"
         return Remat(reg, d, f"mov {reg}={cr}", cr)
-    from .printer import statement_text
+    from .printer import format_statement, statement_text
 
-    return f"written by '{statement_text(s)}' at {s.loc.use_site}, not a constant or a CR copy"
+    e = effects_of(s)
+    why = f"written by '{statement_text(s)}' at {s.loc.use_site}"
+    if e.flags or e.may_writes or e.must_writes != {reg} or reg in e.reads:
+        return why + ", not a constant, a recomputable value or a CR copy"
+    st_d = a.liveness.states[d]
+    after = a.liveness.states[site.pos]
+    for j in range(site.length):
+        after = step(after, code[site.pos + j]) if after is not None else None
+    for loc in sorted(e.reads):
+        if loc in VOLATILE or loc.startswith("cr.") or not (loc[0] in "rb" or loc.startswith("ar.")):
+            return why + f": it reads {loc}, which may not hold the same value later"
+        if loc in exclude:
+            return why + f": it reads {loc}, which the site may clobber"
+        locs = _names(loc, st_d)
+        if len(locs) != 1 or after is None or locs != _names(loc, after):
+            return why + f": {loc} may name another register after the site (bank)"
+        for p in passed | {site.pos + j for j in range(site.length)}:
+            if _writes(a, p, locs[0]):
+                return why + f": {loc} is written again at {code[p].loc.use_site}"
+    text = format_statement(s).strip()
+    return Remat(reg, d, text, f"'{statement_text(s)}'")
 
 
 # --------------------------------------------------------------------------- moving the site
@@ -273,7 +310,8 @@ def create_clobbers(a, g, files, need_gr: int, need_pr: int, catalog=None, mode:
             names = _names(reg, state)
             if not names or names[0] not in live:
                 continue
-            r = remat_candidate(a, site, reg)
+            # whatever the site's replacement may use (its clobbers, a call's registers) is excluded
+            r = remat_candidate(a, site, reg, exclude=set(g.free_gr) | set(g.free_pr) | set(g.free_br))
             if isinstance(r, Remat) and r.what in REMAT_CRS:
                 pv = pv_form(r.reload, catalog) if mode == "macro" else None
                 if pv is None:

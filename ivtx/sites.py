@@ -216,6 +216,7 @@ def _text(s) -> str:
 
 
 GR_ORDER_OTHER = [f"r{n}" for n in range(1, 16)] + [f"r{n}" for n in range(32, 128)]
+GR_ORDER = [f"r{n}" for n in range(16, 32)] + GR_ORDER_OTHER  # banked r16-r31 first
 PR_ORDER = [f"p{n}" for n in range(6, 16)] + [f"p{n}" for n in range(1, 6)] + [f"p{n}" for n in range(16, 64)]
 BR_ORDER = ["b6", "b7", "b0", "b1", "b2", "b3", "b4", "b5"]
 
@@ -419,28 +420,40 @@ def switches_bank(s) -> bool:
     return isinstance(s, Instruction) and "bank_switch" in effects_of(s).flags
 
 
-def clobber_locations(cfg: CFG, live: Liveness, site: Site, reg: str) -> list[str] | None:
+def clobber_locations(cfg: CFG, live: Liveness, site: Site, reg: str, facts: tuple | None = None) -> list[str] | None:
     """The locations a clobber named `reg` at `site` may overwrite, bank-resolved; None when
     the name cannot be proved to mean a register the site may use (unknown bank, a stacked
-    register outside the code's own frame)."""
-    last = site.pos + site.length - 1
+    register outside the code's own frame). `facts` is site_facts(cfg, live, site), for
+    callers that ask about many registers at one site."""
     if reg[0] == "r" and reg[1:].isdigit():
+        frame, switches, bank = facts or site_facts(cfg, live, site)
         n = int(reg[1:])
-        if n >= 32 and n - 32 >= own_frame_size(cfg, last):
+        if n >= 32 and n - 32 >= frame:
             return None
         if 16 <= n <= 31:
-            if any(switches_bank(cfg.code[site.pos + j]) for j in range(site.length)):
+            if switches:
                 return [f"{reg}@0", f"{reg}@1"]
-            state = live.states[site.pos]
-            names = bank_names(reg, state.bank if state is not None else None)
+            names = bank_names(reg, bank)
             return names if len(names) == 1 else None
     return [reg]
+
+
+def site_facts(cfg: CFG, live: Liveness, site: Site) -> tuple[int, bool, int | None]:
+    """What clobber_locations needs to know about a site: (own frame size after it, whether
+    it switches the bank, the bank in force before it)."""
+    state = live.states[site.pos]
+    return (own_frame_size(cfg, site.pos + site.length - 1),
+            any(switches_bank(cfg.code[site.pos + j]) for j in range(site.length)),
+            state.bank if state is not None else None)
 
 
 def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog | None = None, sources=None) -> None:
     """Fill free sets and the deterministic choice of every site."""
     u = live.universe
     switched = (catalog or default_catalog()).switched or {}
+    masks: dict = {}  # site_facts -> [(GR, mask of what it overwrites or None)]
+    pr_masks = [(p, _mask(u, [p])) for p in PR_ORDER]
+    br_masks = [(b, _mask(u, [b])) for b in BR_ORDER]
     for site in sites:
         if switched and site.kind != "pvcall":
             loc = cfg.code[site.pos].loc
@@ -461,20 +474,17 @@ def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog 
             site.everything_live = site.unknown_paths[0] if site.unknown_paths else _why_all(cfg, live, last)
         site.bank = state.bank if state is not None else None
         operands = site_operands(cfg, site)
-        dead = lambda names: all(not (after >> u.bit[n]) & 1 for n in names if n in u.bit)  # noqa: E731
-        banked = [f"r{n}" for n in range(16, 32)]
-        gr = []
-        for r in banked + GR_ORDER_OTHER:
-            if r in operands:
-                continue
-            names = clobber_locations(cfg, live, site, r)
-            if names is None:  # unknown bank, or a stacked register of someone else's frame
-                continue
-            if dead(names):
-                gr.append(r)
+        facts = site_facts(cfg, live, site)
+        gr_masks = masks.get(facts)
+        if gr_masks is None:  # what each GR name overwrites depends on the facts alone
+            gr_masks = masks[facts] = [(r, _mask(u, clobber_locations(cfg, live, site, r, facts)))
+                                       for r in GR_ORDER]
+        # a clobber is free when none of its locations is live; None: unknown bank, or a
+        # stacked register of someone else's frame
+        gr = [r for r, m in gr_masks if m is not None and r not in operands and not after & m]
         site.free_gr = gr
-        site.free_pr = [p for p in PR_ORDER if p not in operands and dead([p])]
-        site.free_br = [b for b in BR_ORDER if b not in operands and dead([b])]
+        site.free_pr = [p for p, m in pr_masks if p not in operands and not after & m]
+        site.free_br = [b for b, m in br_masks if b not in operands and not after & m]
         if site.op is None or site.switched:
             continue
         if site.kind == "pvcall":
@@ -494,6 +504,17 @@ def analyse_sites(cfg: CFG, live: Liveness, sites: list[Site], catalog: Catalog 
             site.unresolved = why
         else:
             site.chosen = gr[: site.needs_gr] + site.free_pr[: site.needs_pr]
+
+
+def _mask(u, names: list[str] | None) -> int | None:
+    """The bits of `names` in the universe (a name outside it is never live)."""
+    if names is None:
+        return None
+    m = 0
+    for n in names:
+        if n in u.bit:
+            m |= 1 << u.bit[n]
+    return m
 
 
 def unknown_exits(cfg: CFG, live: Liveness, pos: int) -> list[str]:

@@ -122,7 +122,7 @@ def _printed(program: Program, regs: list[Region], marks: bool) -> tuple[str, li
     return "".join(line + "\n" for line in lines), origin
 
 
-_GAS_ERROR = re.compile(r"^[^:]*:(\d+): Error: (.*)$", re.M)
+_GAS_ERROR = re.compile(r"^[^:]*:(?:(\d+):)? Error: (.*)$", re.M)
 
 
 def _assemble(gas: str, text: str, obj: str, program: Program, origin: list[int]) -> None:
@@ -137,7 +137,7 @@ def _assemble(gas: str, text: str, obj: str, program: Program, origin: list[int]
         first = run.stderr.strip().splitlines()[:1]
         raise _Fallback(f"{GAS} failed ({first[0] if first else f'status {run.returncode}'})")
     where = ""
-    line = int(m.group(1))
+    line = int(m.group(1) or 0)
     if 1 <= line <= len(origin) and origin[line - 1] >= 0:
         where = f" at {program.statements[origin[line - 1]].loc.use_site}"
     raise _Fallback(f"{GAS} rejected the program{where}: {m.group(2)}")

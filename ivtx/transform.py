@@ -80,6 +80,12 @@ class VectorSize:
     after: int
     exact: bool = False
 
+    @property
+    def overflows(self) -> bool:
+        """More bytes than the slot, where the input fitted (code after a table's last `.org`,
+        like Linux's page_fault, is not bounded by the slot and was already longer)."""
+        return bool(self.slot) and self.before <= self.slot < self.after
+
 
 @dataclass
 class TransformResult:
@@ -192,6 +198,11 @@ def collect_groups(a, files: SourceFiles, kinds: tuple[str, ...], catalog: Catal
 def _describe(a, g: SiteGroup, files: SourceFiles, catalog: Catalog, same_text: list[int]) -> None:
     code = a.cfg.code
     first = g.first
+    tagged = next((code[first.pos + j] for j in range(first.length)
+                   if getattr(code[first.pos + j], "tag", None) is not None), None)
+    if tagged is not None:
+        g.problem = f"the site carries the tag [{tagged.tag}:], which other code refers to"
+        return
     if len(same_text) != len(g.uses) or any(u.op is not g.op or u.length != first.length for u in g.uses):
         g.problem = (f"its text ({code[first.pos].loc.file}:{code[first.pos].loc.line}) expands at "
                      f"{len(same_text)} places that are not all the same pv site; editing it would change the others")
@@ -240,7 +251,7 @@ def _role_texts(g: SiteGroup, insns: list, catalog: Catalog) -> dict[str, str]:
 
 
 def _stops_between(a, site: Site, files: SourceFiles) -> list[Span]:
-    code, stmts = a.cfg.code, a.cfg.program.statements
+    stmts = a.cfg.program.statements
     if site.length == 1:
         return []
     lo, hi = a.cfg.stmt_index[site.pos], a.cfg.stmt_index[site.pos + site.length - 1]
@@ -254,7 +265,6 @@ def _stops_between(a, site: Site, files: SourceFiles) -> list[Span]:
             if line[i:i + 2] != ";;":
                 raise Unplaceable(f"the stop inside the site is not spelled ';;' at {s.loc}")
             out.append(Span(s.loc.file, s.loc.line, i, i + 2))
-    del code
     return out
 
 
@@ -262,8 +272,13 @@ def _stops_between(a, site: Site, files: SourceFiles) -> list[Span]:
 
 
 def transform(analysis, convention: str, render: str = "macro", backend: str = "native", *,
-              options=None, sizes: str = "auto") -> "TransformResult":
-    """Paravirtualize `analysis` (an ivtx.pipeline.Analysis); see the module docstring."""
+              options=None, sizes: str = "auto", partial: bool = False) -> "TransformResult":
+    """Paravirtualize `analysis` (an ivtx.pipeline.Analysis); see the module docstring.
+
+    `sizes` is the ivtx.sizes mode for the bytes per vector (auto, exact, estimate). With
+    `partial=True` the output is produced even when sites are unresolved, those sites left as
+    written: for measuring what the rest costs, never an output to use (the CLI does not offer
+    it; `res.ok` stays False)."""
     from .pipeline import Options
 
     if convention not in CONVENTIONS:
@@ -282,22 +297,32 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
     kinds = ("native",) if (convention == "pvops" and render == "macro") else ("native", "pvcall")
     groups, notes = collect_groups(a, files, kinds, catalog)
     out_of_line: frozenset = frozenset()
+    cache: dict = {}
     while True:
         res = TransformResult(convention, render if convention == "pvops" else "call", backend, None, None,
                               source_path=main, source_text=files.text(main))
         res.warnings.extend(notes)
         _existing_pvcalls(a, res, kinds)
-        _emit(a, res, groups, files, opts, convention, render, sizes, out_of_line)
-        over = {v.name: v for v in res.vectors if v.slot and v.after > v.slot}
-        if res.unresolved or not over or (convention, render) == ("pvops", "macro"):
+        _emit(a, res, groups, files, opts, convention, render, sizes, out_of_line, cache, partial)
+        over = {v.name: v for v in res.vectors if v.overflows}
+        if (res.unresolved and not partial) or not over:
             break
-        more = {g.first.pos for g in groups if len(g.uses) == 1 and region_name(a, g.first) in over
-                and (a.liveness.states[g.first.pos] or _NO_STATE).dt == 1} - out_of_line
+        if (convention, render) == ("pvops", "macro"):
+            more = set()  # a macro call is the site's own size: only restructurings grew the vector
+        elif convention == "pal-static":  # any site: its code moves out, a branch stays
+            more = {g.first.pos for g in groups if any(region_name(a, u) in over for u in g.uses)}
+        else:  # table calls (a direct call is one branch already)
+            more = {g.first.pos for g in groups if any(region_name(a, u) in over for u in g.uses)
+                    and all(_dt(a, u.pos) == 1 for u in g.uses)}
+        more -= out_of_line
         if not more:
+            if partial:
+                break
             for v in over.values():
                 res.unresolved.append(UnresolvedSite(v.name, f"vector at {v.offset:#06x}", None,
-                                                     f"needs {v.after} bytes of its {v.slot:#x}-byte slot "
-                                                     "even with its table calls out of line"))
+                                                     f"needs {v.after} bytes of its {v.slot:#x}-byte slot"
+                                                     + ("" if not out_of_line else
+                                                        " even with its calls out of line")))
             res.text = res.program = res.native_program = None
             res.headers, res.header_sources = {}, {}
             break
@@ -305,21 +330,19 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
     return res
 
 
-class _NoState:
-    dt = None
-
-
-_NO_STATE = _NoState()
+def _dt(a, pos: int) -> int | None:
+    state = a.liveness.states[pos]
+    return state.dt if state is not None else None
 
 
 def _emit(a, res: "TransformResult", groups, files: SourceFiles, opts, convention: str, render: str, sizes: str,
-          out_of_line: frozenset) -> None:
+          out_of_line: frozenset, cache: dict, partial: bool = False) -> None:
     """One rendering pass: plan, edit, write the result, re-analyse (the self-check)."""
     catalog = opts.cat()
     main = a.path
+    res.support[NATIVE_HEADER] = native_header(catalog)  # (call renderings: for pv calls left as written)
     if convention == "pvops" and render == "macro":
         plan = _plan_macro(a, groups, files, res, opts)
-        res.support[NATIVE_HEADER] = native_header(catalog)
     elif convention == "pvops":
         from .emit_call import plan_calls
 
@@ -328,7 +351,7 @@ def _emit(a, res: "TransformResult", groups, files: SourceFiles, opts, conventio
         from .emit_pal import plan_pal
 
         plan = plan_pal(a, groups, files, res, catalog, out_of_line)
-    if res.unresolved:
+    if res.unresolved and not partial:
         return
     edits = plan.edits
     if plan.needs_pv_header and not includes_pv_header(_all_source_texts(main, opts)):
@@ -344,7 +367,7 @@ def _emit(a, res: "TransformResult", groups, files: SourceFiles, opts, conventio
             rel = _relative_name(name, main, opts)
             res.headers[rel] = text
             res.header_sources[rel] = name
-    _reanalyse(a, res, opts, plan, where, sizes)
+    _reanalyse(a, res, opts, plan, where, sizes, cache, (convention, render) != ("pvops", "macro"))
 
 
 @dataclass
@@ -522,9 +545,12 @@ def _next_code_text(a, site: Site, files: SourceFiles) -> str | None:
 # --------------------------------------------------------------------------- the self-check
 
 
-def _reanalyse(a, res: TransformResult, opts, plan: Plan, where: dict, sizes: str) -> None:
-    """Analyse the output as a new input; every register the emitted code may clobber must be dead
-    there. Fills res.program and res.vectors."""
+def _reanalyse(a, res: TransformResult, opts, plan: Plan, where: dict, sizes: str, cache: dict,
+               may_retry: bool) -> None:
+    """Measure the output's vectors and analyse it as a new input; every register the emitted code
+    may clobber must be dead there (the self-check). Fills res.vectors, res.program and
+    res.native_program. When a vector overflows and `may_retry`, the caller plans again (with
+    calls out of line) and the self-check waits for that final output."""
     from dataclasses import replace
 
     from .pipeline import Options, load
@@ -545,20 +571,27 @@ def _reanalyse(a, res: TransformResult, opts, plan: Plan, where: dict, sizes: st
                 renamed[os.path.abspath(name)] = str(out_dir / _relative_name(name, main, opts))
         inc = [str(sup_dir), str(out_dir)] + list(opts.include_dirs) + [os.path.dirname(os.path.abspath(main))]
         o2 = replace(opts, include_dirs=inc) if isinstance(opts, Options) else Options(include_dirs=inc)
+        # sizes: both sides with the pv macros expanded natively (what gas assembles)
+        native_dir = sup_dir / "ivtx-native"
+        _write(native_dir / NATIVE_HEADER, native_header(opts.cat()))
+        try:
+            native_after, _ = load(str(out_main), replace(o2, include_dirs=inc[:1] + [str(native_dir)] + inc[1:],
+                                                           expand_pv=True))
+            if "before" not in cache:
+                cache["before"], _ = load(main, replace(o2, include_dirs=[str(native_dir)] + list(opts.include_dirs),
+                                                        expand_pv=True))
+        except IvtxError as exc:
+            raise IvtxInternal(f"transform output does not parse: {exc.render()}") from None
+        res.native_program = native_after
+        res.vectors = _vector_sizes(cache, native_after, sizes)
+        if may_retry and any(v.overflows for v in res.vectors):
+            return
         try:
             b, program = _analyse_model(str(out_main), o2, plan.rewrite)
         except IvtxError as exc:
             raise IvtxInternal(f"transform output does not parse: {exc.render()}") from None
         _check_output(b, plan, where, renamed)
         res.program = program
-        # sizes: both sides with the pv macros expanded natively (what gas assembles)
-        _write(sup_dir / "ivtx-native" / NATIVE_HEADER, native_header(opts.cat()))
-        native_inc = inc[:1] + [str(sup_dir / "ivtx-native")] + inc[1:]
-        native_after, _ = load(str(out_main), replace(o2, include_dirs=native_inc, expand_pv=True))
-        native_before, _ = load(main, replace(o2, include_dirs=[str(sup_dir / "ivtx-native")] + list(opts.include_dirs),
-                                               expand_pv=True))
-        res.native_program = native_after
-        res.vectors = _vector_sizes(native_before, native_after, sizes)
 
 
 def _analyse_model(path: str, opts, rewrite):
@@ -612,17 +645,21 @@ def _check_output(b, plan: Plan, where: dict, renamed: dict) -> None:
                                    f"the input had {len(g.uses)} uses")
             for p in hits:
                 _dead_after(b, p, clobbers, f"{op} at {file}:{line}", why_live)
-        else:
+        elif kind == "call":
             from .emit_call import check_sequence
 
             check_sequence(b, tag, check, positions, _dead_after, why_live)
+        else:
+            from .emit_pal import check_pal
+
+            check_pal(b, tag, check, positions, _dead_after, why_live)
 
 
 def _dead_after(b, pos: int, regs: list[str], what: str, why_live) -> None:
     state = b.liveness.states[pos]
     bank = state.bank if state is not None else None
     for r in regs:
-        names = bank_names(r, bank)
+        names = [r] if "@" in r else bank_names(r, bank)
         if len(names) != 1:
             raise IvtxInternal(f"self-check: {what}: the bank is unknown in the output, {r} cannot be proved dead")
         proof = why_live(b.cfg, b.liveness, pos, names[0])
@@ -630,12 +667,14 @@ def _dead_after(b, pos: int, regs: list[str], what: str, why_live) -> None:
             raise IvtxInternal(f"self-check: {what}: {r} is live in the output ({proof.describe(b.cfg)})")
 
 
-def _vector_sizes(before: Program, after: Program, mode: str) -> list[VectorSize]:
+def _vector_sizes(cache: dict, after: Program, mode: str) -> list[VectorSize]:
     """Bytes of every region before and after (ivtx.sizes: exact from the object file when the
     assembler is there, else estimated), matched by region name."""
     from .sizes import region_sizes
 
-    sb, sa = region_sizes(before, mode=mode), region_sizes(after, mode=mode)
+    if "before sizes" not in cache:
+        cache["before sizes"] = region_sizes(cache["before"], mode=mode)
+    sb, sa = cache["before sizes"], region_sizes(after, mode=mode)
     after_by = {rs.region.name: rs for rs in sa.regions}
     out = []
     for rs in sb.regions:

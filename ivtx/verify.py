@@ -21,12 +21,12 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 
 from . import regs
 from .conventions import ExitPolicy, all_register_locations, load_policy
 from .entrystate import EntryState, random_entry
 from .interp import Exit, Interpreter, RunResult
+from .interp_trace import Divergence, first_divergence, fmt_value
 from .ir import Program, PvCall, Reg
 
 ALL_LOCATIONS = tuple(all_register_locations()) + tuple(f"ar.{n}" for n in regs.AR_NAMES.values()) + tuple(
@@ -45,27 +45,7 @@ class Difference:
     transformed: object
 
     def describe(self) -> str:
-        return f"{self.location}: native {_fmt(self.native)}, transformed {_fmt(self.transformed)}"
-
-
-@dataclass
-class Divergence:
-    """Where the two runs part: a native step, a transformed step (either may be None)."""
-
-    reason: str
-    native: object = None  # interp.Step
-    transformed: object = None
-    preceded_by: list = field(default_factory=list)  # transformed-only steps just before
-
-    def describe(self) -> str:
-        lines = [self.reason]
-        for label, step in (("native", self.native), ("transformed", self.transformed)):
-            if step is not None:
-                lines.append(f"  {label}: {step.loc.use_site}: {step.text}")
-        if self.preceded_by:
-            lines.append("  after transformed-only instructions: " + "; ".join(
-                f"{s.text} ({s.loc.use_site})" for s in self.preceded_by[-3:]))
-        return "\n".join(lines)
+        return f"{self.location}: native {fmt_value(self.native)}, transformed {fmt_value(self.transformed)}"
 
 
 @dataclass
@@ -84,7 +64,7 @@ class Mismatch:
         if len(self.differences) > 8:
             lines.append(f"  ... and {len(self.differences) - 8} more")
         if self.state is not None:
-            shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(self.state.items())[:24])
+            shown = ", ".join(f"{k}={fmt_value(v)}" for k, v in list(self.state.items())[:24])
             more = f", ... ({len(self.state)} in all)" if len(self.state) > 24 else ""
             lines.append(f"  smallest differing state: {shown}{more}" if self.state else
                          "  smallest differing state: every register zero (memory from the trial's seed)")
@@ -124,16 +104,6 @@ class VerifyResult:
     @property
     def mismatches(self) -> list[HandlerResult]:
         return [h for h in self.handlers if h.mismatch is not None]
-
-
-def _fmt(v) -> str:
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:#x}"
-    if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], bool):
-        return _fmt(v[0]) + (" NaT" if v[1] else "")
-    return str(v)
 
 
 def _exit(e: Exit | None) -> str:
@@ -206,15 +176,18 @@ def compare(a: RunResult, b: RunResult, policy: ExitPolicy) -> list[Difference]:
     names = _ALL_SET if locs == _EVERYTHING else locs
     dirty = ma.dirty | mb.dirty  # a location neither run wrote still holds the shared entry value
     for loc in sorted(_candidates(names, dirty, ma, mb)):
+        if loc in ma.v and loc in mb.v and ma.v[loc] == mb.v[loc] and (loc in ma.nat) == (loc in mb.nat):
+            continue  # the same raw value names the same point in both layouts
         va, vb = location_value(ma, loc), location_value(mb, loc)
         if va != vb:
             diffs.append(Difference(loc, va, vb))
         if loc == "rse":
             diffs += _stacked_differences(ma, mb, dirty)
+    la, lb = ma.interp.layout, mb.interp.layout
     for a8 in sorted(set(ma.mem.written) | set(mb.mem.written)):
         wa, wb = ma.mem.word(a8), mb.mem.word(a8)
-        if wa != wb:
-            diffs.append(Difference(f"mem[{a8:#x}]", wa, wb))
+        if wa != wb and la.canonical(wa) != lb.canonical(wb):
+            diffs.append(Difference(f"mem[{a8:#x}]", la.canonical(wa), lb.canonical(wb)))
     if ma.tlb != mb.tlb:
         diffs.append(Difference("tlb", ma.tlb, mb.tlb))
     if ma.sys != mb.sys:
@@ -253,9 +226,12 @@ def _stacked_differences(ma, mb, dirty: set) -> list[Difference]:
     """The physical stacked registers: the interrupted frame and the dirty partition included."""
     keys = sorted((k for k in dirty if k[0] == "s"), key=lambda k: int(k[1:]))
     out = []
+    la, lb = ma.interp.layout, mb.interp.layout
     for k in keys:
-        va = (ma.v[k], k in ma.nat)
-        vb = (mb.v[k], k in mb.nat)
+        if ma.v[k] == mb.v[k] and (k in ma.nat) == (k in mb.nat):
+            continue
+        va = (la.canonical(ma.v[k]), k in ma.nat)
+        vb = (lb.canonical(mb.v[k]), k in mb.nat)
         if va != vb:
             out.append(Difference(f"stacked {k}", va, vb))
     return out
@@ -314,7 +290,7 @@ def verify(native: Program, transformed: Program, trials: int = 200, seed: int =
     t0 = time.perf_counter()
     policy = policy or load_policy()
     ni, ti = _interp(native, policy), _interp(transformed, policy)
-    tvec = {r.offset: pos for r, pos in ti.vectors()}
+    tvec = {r.offset: pos for r, pos in ti.vectors()}  # matched by IVT offset
     out = VerifyResult([])
     for region, npos in ni.vectors():
         if handler is not None and handler not in (region.name, f"{region.offset:#x}", f"{region.offset:#06x}"):
@@ -401,74 +377,6 @@ def shrink(ni, ti, state: EntryState, npos: int, tpos: int, policy, pv_model, bu
             break
         chunk = max(chunk // 2, 1)
     return cur
-
-
-def _canon_values(layout, d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, tuple) and v and isinstance(v[0], int):
-            out[k] = (layout.canonical(v[0]),) + tuple(v[1:])
-        elif isinstance(v, int):
-            out[k] = layout.canonical(v)
-        else:
-            out[k] = v
-    return out
-
-
-def first_divergence(a: RunResult, b: RunResult, diffs: list[Difference]) -> Divergence | None:
-    """Align the two traces by instruction text.  The first aligned pair that reads different
-    values is where the runs visibly part; the instruction blamed is the last aligned one
-    before it that wrote a different value to a location it reads (a hypervisor model's
-    clobber, say), else that pair itself (after any transformed-only instructions just
-    before it).  When no aligned pair reads differently: the first that writes differently,
-    else the last instruction that wrote a differing location, preferring one only one run
-    executed (an inserted or dropped instruction)."""
-    sa, sb = a.trace or [], b.trace or []
-    la, lb = a.machine.interp.layout, b.machine.interp.layout
-    sm = SequenceMatcher(None, [s.text for s in sa], [s.text for s in sb], autojunk=False)
-    pairs = [(blk.a + k, blk.b + k) for blk in sm.get_matching_blocks() for k in range(blk.size)]
-    matched_a, matched_b = {i for i, _ in pairs}, {j for _, j in pairs}
-    writers: list[tuple[int, int, set, str, list]] = []  # aligned pairs that wrote differently
-    last_j = 0
-    for i, j in pairs:
-        before = [sb[q] for q in range(last_j, j) if q not in matched_b]
-        ra, rb = _canon_values(la, sa[i].reads), _canon_values(lb, sb[j].reads)
-        if ra != rb:
-            what = _differing("reads", ra, rb)
-            read = {n.split("@")[0] for n in set(ra) | set(rb) if ra.get(n) != rb.get(n)}
-            for wi, wj, locs, wwhat, wbefore in reversed(writers):
-                if locs & read:
-                    return Divergence(f"{wwhat}; read at {sa[i].loc.use_site}: {sa[i].text} ({what})",
-                                      sa[wi], sb[wj], wbefore)
-            return Divergence(what, sa[i], sb[j], before)
-        wa, wb = _canon_values(la, sa[i].writes), _canon_values(lb, sb[j].writes)
-        if wa != wb:
-            locs = {n.split("@")[0] for n in set(wa) | set(wb) if wa.get(n) != wb.get(n)}
-            writers.append((i, j, locs, _differing("writes", wa, wb), before))
-        last_j = j + 1
-    if writers:
-        wi, wj, _, wwhat, wbefore = writers[0]
-        return Divergence(wwhat, sa[wi], sb[wj], wbefore)
-    for d in diffs:
-        key = d.location
-        for steps, matched, side in ((sa, matched_a, "native"), (sb, matched_b, "transformed")):
-            for q in range(len(steps) - 1, -1, -1):
-                w = steps[q].writes
-                hit = key in w or (key.startswith("mem[") and any(k.startswith("mem[") for k in w)) or \
-                    (key == "exit" and "exit" in w)
-                if hit and q not in matched:
-                    return Divergence(f"{d.describe()}; the last write is only in the {side} run",
-                                      steps[q] if side == "native" else None, steps[q] if side == "transformed" else None)
-    if diffs:
-        return Divergence(f"aligned instructions read and write the same values; {diffs[0].describe()}")
-    return None
-
-
-def _differing(what: str, x: dict, y: dict) -> str:
-    locs = [n for n in sorted(set(x) | set(y), key=str) if x.get(n) != y.get(n)]
-    shown = "; ".join(f"{n}: native {_fmt(x[n]) if n in x else 'nothing'}, transformed "
-                      f"{_fmt(y[n]) if n in y else 'nothing'}" for n in locs[:3])
-    return f"{what} differ: {shown}" + (f" (and {len(locs) - 3} more)" if len(locs) > 3 else "")
 
 
 # --------------------------------------------------------------------------- fault injection

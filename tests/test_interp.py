@@ -13,7 +13,7 @@ from ivtsrc import ivt, vector
 from ivtx.conventions import load_policy
 from ivtx.entrystate import BOF, random_entry
 from ivtx.interp import Interpreter
-from ivtx.interp_state import (CODE_BASE, Memory, page_table_word, rse_advance, rse_count, rse_retreat)
+from ivtx.interp_state import Memory, page_table_word, rse_advance, rse_count, rse_retreat
 from ivtx.parse import parse_text
 from ivtx.pipeline import Options, load
 
@@ -380,10 +380,29 @@ def test_without_a_nested_handler_the_summary_model_runs():
 
 
 def test_code_addresses_compare_as_points_that_survive_insertions():
-    a = interp(ivt(vector(0, "h", "\tmovl r16=there\n\t;;\nthere:\n\tbr.call.sptk.many b0=f\n\t;;\n\trfi\nf:\n\trfi\n")))
-    b = interp(ivt(vector(0, "h", "\tnop.m 0\n\tmovl r16=there\n\t;;\nthere:\n\tnop.i 0\n\tbr.call.sptk.many b0=f\n\t;;\n\trfi\nf:\n\trfi\n")))
+    # the second program has an extra instruction, an extra label and a br.cond stub call, as a
+    # transform would add: labels, numeric labels and return points still name the same points
+    a = interp(ivt(vector(0, "h", "\tmovl r16=there\n\tmovl r17=1f\n\t;;\nthere:\n\tbr.call.sptk.many b0=f\n\t;;\n"
+                                "\trfi\n1:\trfi\nf:\n\trfi\n")))
+    b = interp(ivt(vector(0, "h", "\tnop.m 0\n\tmovl r16=there\n\tmovl r17=1f\n\t;;\nthere:\n\tbr.cond.sptk stub\n"
+                                "ivtx_back:\n\tnop.i 0\n\tbr.call.sptk.many b0=f\n\t;;\n\trfi\n1:\trfi\nf:\n\trfi\nstub:\n"
+                                "\tbr.cond.sptk ivtx_back\n")))
     for it in (a, b):
-        there = it.layout.symbols["there"]
-        assert it.layout.canonical(there) == "@there"
+        assert it.layout.canonical(it.layout.symbols["there"]) == "@there"
         call = next(p for p, s in enumerate(it.cfg.code) if s.mnemonic.startswith("br.call"))
-        assert it.layout.canonical(CODE_BASE + 16 * (call + 1)) == "@there+call1"
+        assert it.layout.canonical(it.layout.address(call) + 16) == "@ia64_ivt+0x0000/call1"
+        movl = next(s for s in it.cfg.code if s.mnemonic == "movl" and str(s.srcs[0]) == "1f")
+        assert it.layout.canonical(it.layout.value(movl.srcs[0].expr, it.cfg.code.index(movl))) == "@ia64_ivt+0x0000/1#1"
+    calls = [next(it.layout.address(p) for p, s in enumerate(it.cfg.code) if s.mnemonic.startswith("br.call"))
+             for it in (a, b)]
+    assert calls[0] != calls[1]  # the same call at different addresses
+
+
+def test_only_the_interruption_vector_table_gives_handlers():
+    # a transform's `.org`-spaced stub table looks like a vector table to the layout: the IVT is
+    # the 32 KB-aligned one even when the stub table has more entries
+    stubs = "\t.section .text..stubs,\"ax\"\n\tnop.m 0\n\t.align 64\nstubs:\n" + "".join(
+        f"\t.org stubs+{i * 0x400:#x}\n\trfi\n" for i in range(4))
+    it = interp(ivt(vector(0x400, "only_one", "\trfi\n")) + stubs)
+    assert [(r.name, r.offset) for r, _ in it.vectors()] == [("only_one", 0x400)]
+    assert it.vector_entry(0x400) == 0

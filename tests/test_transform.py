@@ -272,28 +272,51 @@ def test_missing_predicate_clobber_is_made_by_saving_the_predicates(tmp_path):
                           "\tmov pr=r17,-1\t\t\t// ivtx: predicates restored", "\t;;", "\tRFI"]
 
 
-# r16-r31 are all live at the itc.d (each read after it). `add r17=r19,r20` just before it
-# does not depend on it, and r17 is dead before that add (the add writes it): the insert moves
-# above the add, with r17 as its clobber. Nothing there is a constant or a CR copy.
-MOVE = HEAD + """\t.org ia64_ivt+0x5000
+# r16-r31 all hold loaded values read after the thash (no constant, no recomputable value), so
+# THASH has no clobber where it is. The stores after it do not depend on it (a thash writes no
+# TLB entry and only r18, which they read later), and after `st8 [r1]=r16` r16 is dead: moving
+# down is tried first, so the thash goes below that store, with r16 as its clobber.
+MOVE = HEAD + """\t.org ia64_ivt+0x0400
 one:
 """ + "".join(f"\tld8 r{n}=[r{n}]\n" for n in range(16, 32)) + """\t;;
-\tadd r17=r19,r20
+\tld8 r17=[r20]
 \t;;
-\titc.d r18
+\tthash r18=r19
 \t;;
 """ + "".join(f"\tst8 [r1]=r{n}\n\t;;\n" for n in range(16, 32)) + """\trfi
 \t;;
 """
 
 
-def test_site_moves_above_an_independent_instruction_to_free_a_register(tmp_path):
+def test_site_moves_past_independent_instructions_to_free_a_register(tmp_path):
     src = write(tmp_path, "move.S", MOVE)
     _, res = run(src)
     assert res.ok
     [r] = res.restructurings
-    assert r.kind == "move" and "above 'add r17=r19,r20'" in r.moved
+    assert r.kind == "move" and "below 'st8 [r1]=r16'" in r.moved
     body = res.text.split("one:\n", 1)[1].split("\n")
-    at = body.index("\tadd r17=r19,r20")
-    assert body[at - 3:at] == ["\t;;", "\tITC_D(p0, r18, r17)", "\t;;"]
-    assert "\titc.d r18" not in body
+    at = body.index("\tst8 [r1]=r16")
+    assert body[at + 1:at + 4] == ["\t;;", "\tTHASH(p0, r18, r19, r16)", "\t;;"]
+    assert "\tthash r18=r19" not in body
+
+
+def test_cli_patch_covers_the_edited_header_and_applies(tmp_path, monkeypatch, capsys):
+    from ivtx.cli import main
+
+    monkeypatch.chdir(ROOT)
+    patch = tmp_path / "pv.diff"
+    assert main(["transform", "-I", "samples", "samples/ivt_save.S", "--patch", "-o", str(patch),
+                 "--sizes", "estimate"]) == 0
+    diff = patch.read_text()
+    assert "--- a/samples/ivt_save.S\n+++ b/samples/ivt_save.S\n" in diff
+    assert "--- a/samples/sample_minstate.h\n+++ b/samples/sample_minstate.h\n" in diff
+    if not shutil.which("patch"):
+        pytest.skip("patch(1) not installed")
+    tree = tmp_path / "tree"
+    shutil.copytree(SAMPLES, tree / "samples")
+    subprocess.run(["patch", "-p1", "-s", "-i", str(patch)], cwd=tree, check=True)
+    out = tmp_path / "out" / "ivt_save.S"
+    out.parent.mkdir()
+    assert main(["transform", "-I", "samples", "samples/ivt_save.S", "-o", str(out), "--sizes", "estimate"]) == 0
+    assert (tree / "samples" / "ivt_save.S").read_text() == out.read_text()
+    assert (tree / "samples" / "sample_minstate.h").read_text() == (out.parent / "sample_minstate.h").read_text()

@@ -1,0 +1,504 @@
+"""The PAL-static convention (design.md "Conventions", primer section 8, docs/pal-static.md).
+
+Each site calls its op like a PAL static-registers-only procedure: index in r28, the op's GR
+argument in r29 (the kr number is part of the index), return address in b0, `br.cond` to
+`ivtx_pal_static` (IP-relative: no data access, so the call is the same with psr.dt 0 or 1),
+the result back in r29. The callee may clobber bank-0 r24-r31, r28-r30 of the bank in force
+at the call (index, argument/result, scratch) and b0; everything else is preserved (docs/pal-static.md is the contract, and
+tests/test_transform_pal.py checks the emitted code against its table). Values live across the
+call in those registers are moved into free preserved registers first and moved back after:
+
+        mov r20=r31                     // r31 (saved pr) is live across the call
+        mov r21=b0                      // b0 is interrupted state
+        mov r29=r18                     // the argument
+        movl r28=Nf ;;                  // the return address ...
+        mov b0=r28                      // ... in b0
+        mov r28=13                      // ITC_D's index
+    (p7) br.cond.sptk.many ivtx_pal_static ;;   // only the call is predicated
+    N:  mov r31=r20
+        mov b0=r21 ;;
+
+A predicated op is called under its predicate (ITC_I_AND_D is ITC_I under pred_i, then ITC_D
+under pred_d). The native support file dispatches on r28 using only r28, r30 and b0, and runs
+the op's native instruction with r29 as its operand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from string import Template
+
+from .emit_call import in_explicit_bundle, local_label, place_sequence, starts_group
+from .emit_macro import Unplaceable
+from .bundling import check_groups
+from .ir import Directive, Instruction, Reg
+from .restructure import REMAT_CRS, Remat, remat_candidate
+
+ENTRY = "ivtx_pal_static"
+SUPPORT = "ivtx/pal_static_native.S"
+STRIDE = 64  # bytes per native entry (.org-checked)
+ARG = "r29"
+RESULT = "r29"
+SCRATCH = [f"r{n}" for n in range(24, 32)]  # bank 0: always the callee's
+CALLER_BANK_SCRATCH = ["r28", "r29", "r30"]  # of the bank in force (index, argument/result, scratch)
+NON_BANKED = [f"r{n}" for n in range(1, 16)]
+PRESERVED = NON_BANKED + [f"r{n}" for n in range(16, 24)]
+
+
+@dataclass(frozen=True)
+class PalOp:
+    index: int
+    op: str  # catalog op name
+    kr: int | None
+    arg: str | None  # the catalog role passed in r29 (src)
+    result: str | None  # the catalog role returned in r29 (dst)
+    native: str  # the entry's instruction(s) with r29 as operand
+
+    @property
+    def name(self) -> str:
+        return f"{self.op} ar.k{self.kr}" if self.kr is not None else self.op
+
+
+def contract(catalog) -> list[PalOp]:
+    """The index table: catalog order, MOV_TO_KR once per kernel register, ITC_I_AND_D none
+    (it is ITC_I then ITC_D)."""
+    out: list[PalOp] = []
+    for op in catalog.ops.values():
+        if op.name == "ITC_I_AND_D":
+            continue
+        krs = range(8) if "kr" in op.args else [None]
+        for kr in krs:
+            arg = next((r for r in op.args if op.role_kind(r) == "src"), None)
+            res = next((r for r in op.args if op.role_kind(r) == "dst"), None)
+            values = {r: "r0" for r in op.args}
+            for r in op.args:
+                kind = op.role_kind(r)
+                if kind in ("src", "dst"):
+                    values[r] = ARG
+                elif kind == "pred":
+                    values[r] = "p0"
+                elif kind == "kr":
+                    values[r] = str(kr)
+            native = Template(op.native).substitute(values).replace("(p0) ", "").strip()
+            out.append(PalOp(len(out), op.name, kr, arg, res, native))
+    return out
+
+
+def _index(table: list[PalOp], op: str, kr: int | None = None) -> PalOp:
+    return next(p for p in table if p.op == op and p.kr == kr)
+
+
+@dataclass
+class PalCall:
+    """One call of a site: its index entry, predicate, argument and result registers (as written)."""
+
+    pal: PalOp
+    pred: str
+    arg: str | None
+    result: str | None
+    canonical: tuple = (None, None, None)  # (pred, arg, result) as registers, when every use agrees
+
+
+@dataclass
+class PalSite:
+    calls: list[PalCall]
+    saves: list[tuple[str, str]]  # (register or b0, temp)
+    clobbered: list[str]  # locations the call may overwrite that are dead after it
+    bank_before: int | None
+    out_of_line: bool = False
+    index: int = 0
+    uses: list = field(default_factory=list)
+    temps: list = field(default_factory=list)
+    reloads: list = field(default_factory=list)  # (register, instruction recomputing it, what)
+    arg_regs: list = field(default_factory=list)  # per call: the argument register (canonical)
+    ret: str | None = None  # out of line at a macro body: the GR holding the return address
+    result_regs: list = field(default_factory=list)  # per use: the result register (canonical)
+
+
+def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset()):
+    from .transform import Plan, Restructuring, UnresolvedSite, region_name, site_name
+
+    table = contract(catalog)
+    plan = Plan()
+    label = local_label(a.cfg.program)
+    sites: list[PalSite] = []
+    ool_code: list[str] = []
+    for g in groups:
+        name = ", ".join(site_name(a, u) for u in g.uses)
+        from .emit_call import _site_text
+
+        text = _site_text(a, g)
+        problem = g.problem
+        if problem is None and in_explicit_bundle(a, g):
+            problem = "the site is inside an explicit bundle { }: a call sequence does not fit in it"
+        if problem:
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name, problem))
+            continue
+        ool = g.first.pos in out_of_line
+        multi = len(g.uses) > 1
+        got = _plan_site(a, g, table, 1 if ool and multi else 0)
+        if isinstance(got, str) and ool:
+            got = _plan_site(a, g, table)  # inline, then (the vector may still overflow)
+            ool = False
+        if isinstance(got, str):
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name, got))
+            continue
+        ps = got
+        ps.index = len(sites)
+        ps.uses = list(g.uses)
+        ps.out_of_line = ool
+        sites.append(ps)
+        tag = ("pal", ps.index)
+        lead = [] if starts_group(a, g) else [";;"]
+        if ool and multi:  # the code returns through b0 to the use that branched there
+            body = _call_items(ps, label, canonical=True, keep_b0=True)
+            tb = next((t for r, t in ps.saves if r == "b0"), None)
+            items = lead + [f"movl {ps.ret}={label}f", f"br.cond.sptk.many ivtx_pal_ool_{ps.index}", ";;",
+                            f"{label}:"] + ([f"mov b0={tb}", ";;"] if tb else [])
+            ool_code += [f"ivtx_pal_ool_{ps.index}:"] + body + [f"mov b0={ps.ret}", ";;",
+                                                               "br.cond.sptk.many b0", ";;"]
+            res.restructurings.append(Restructuring(
+                "out-of-line", name, f"the call sequence moves to ivtx_pal_ool_{ps.index}; each use branches there "
+                f"with its return address in {ps.ret}", "the vector would overflow its slot with the call inline",
+                region_name(a, g.first)))
+        elif ool:
+            body = _call_items(ps, label, canonical=True)
+            back = f"ivtx_pal_ret_{ps.index}"
+            items = [f"br.cond.sptk.many ivtx_pal_ool_{ps.index}", f"{back}:"]
+            ool_code += [f"ivtx_pal_ool_{ps.index}:"] + body + [f"br.cond.sptk.many {back}", ";;"]
+            res.restructurings.append(Restructuring(
+                "out-of-line", name, f"the call sequence moves to ivtx_pal_ool_{ps.index}; the site branches there "
+                "and back", "the vector would overflow its slot with the call inline", region_name(a, g.first)))
+        else:
+            items = lead + _call_items(ps, label)
+        check_groups(_call_items(ps, label, canonical=True), f"the PAL-static call at {name}")
+        try:
+            plan.edits.extend(place_sequence(a, files, g, items, tag))
+        except Unplaceable as exc:
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name, str(exc)))
+            continue
+        plan.checks[tag] = ("pal", ps, ps.clobbered + ps.temps, g)
+        for reg, text_, what in ps.reloads:
+            res.restructurings.append(Restructuring(
+                "rematerialize", name, f"{reg} ({what}) is recomputed after the call instead of saved",
+                f"{reg} is live across the call and the PAL-static callee may clobber it; its inputs are "
+                "preserved by the contract", region_name(a, g.first)))
+        for reg, tmp in ps.saves:
+            kind = "save-restore"
+            res.restructurings.append(Restructuring(
+                kind, name, f"{reg} is moved to {tmp} before the call and back after it",
+                f"{reg} is live across the call and the PAL-static callee may clobber it; {tmp} is preserved "
+                "by the contract and free on both sides", region_name(a, g.first)))
+        from .transform import EditRecord
+
+        sp = g.span
+        old = files.line(sp.file, sp.line)[sp.start:sp.end]
+        calls = "; ".join(f"r28={c.pal.index} ({c.pal.name})" for c in ps.calls)
+        res.edits.append(EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, f"br.cond {ENTRY} with {calls}",
+                                    "PAL-static call; registers the callee may clobber are dead after it or "
+                                    "saved around it (liveness)"))
+    plan.support[SUPPORT] = native_support(table, ool_code, a.path)
+    check_groups(plan.support[SUPPORT].split("\n"), "the PAL-static support code")
+    plan.append_main = f"#include <{SUPPORT}>\t/* ivtx: the PAL-static entry and its native ops */\n"
+    plan.rewrite = lambda program: model_pal(program, sites)
+    return plan
+
+
+def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0) -> PalSite | str:
+    """Calls, saves and temporaries for one site group, or why it cannot be called."""
+    from .machine import step
+
+    op = g.op
+    uses = g.uses
+    roles = None
+    agree = True
+    for u in uses:
+        r = {k: v for k, v in u.args.items() if op.role_kind(k) not in ("clob", "pclob")}
+        agree = agree and (roles is None or r == roles)
+        roles = roles or r
+    texts = g.role_text
+    kr = int(roles["kr"]) if "kr" in roles else None
+    if op.name == "ITC_I_AND_D":
+        calls = [PalCall(_index(table, "ITC_I"), texts.get("pred_i", "p0"), texts.get("src"), None,
+                         (roles.get("pred_i", "p0"), roles.get("src"), None)),
+                 PalCall(_index(table, "ITC_D"), texts.get("pred_d", "p0"), texts.get("src"), None,
+                         (roles.get("pred_d", "p0"), roles.get("src"), None))]
+    else:
+        pal = _index(table, op.name, kr)
+        calls = [PalCall(pal, texts.get("pred", "p0"), texts.get(pal.arg) if pal.arg else None,
+                         texts.get(pal.result) if pal.result else None,
+                         (roles.get("pred", "p0"), roles.get(pal.arg) if pal.arg else None,
+                          roles.get(pal.result) if pal.result else None))]
+    rfi = op.name == "RFI"
+    live = a.liveness
+    dst_role = next((r for r in op.args if op.role_kind(r) == "dst"), None)
+    # every use must need the same saves and reloads: a save where the value is dead would read it,
+    # and make it look live to the sites before (the self-check would rightly refuse the output)
+    saves: list[str] = []
+    reloads: dict[str, tuple] = {}  # register -> (instruction, what)
+    no_reload: set[str] = set()
+    per_use: list[tuple] = []
+    dsts: set[str] = set()
+    clobbered = None
+    temps_pool = None
+    for u in uses:
+        st = live.states[u.pos]
+        if st is None or st.bank is None:
+            return "the register bank at the site is unknown: r24-r31 cannot be named"
+        after = st
+        for j in range(u.length):
+            after = step(after, a.cfg.code[u.pos + j])
+        bank = st.bank
+        locs = {f"{r}@{bank}" for r in CALLER_BANK_SCRATCH} | {f"{r}@0" for r in SCRATCH} | {"b0"}
+        live_after = set(live.names(live.live_after(u.pos + u.length - 1)))
+        dst = u.args.get(dst_role) if dst_role else None
+        dst_loc = f"{dst}@{after.bank}" if dst and dst[1:].isdigit() and 16 <= int(dst[1:]) <= 31 else dst
+        if dst:
+            dsts.add(dst)
+        needed = sorted((locs & live_after) - {dst_loc})
+        per_use.append(tuple(x.split("@")[0] for x in needed))
+        excl = set(CALLER_BANK_SCRATCH) | {"b0"} | (set(SCRATCH) if bank == 0 else set())
+        for loc in needed:
+            if loc == "b0":
+                if not rfi and "b0" not in saves:
+                    saves.append("b0")  # (RFI: the entry puts b0 back; the dispatcher kept it in r28)
+                continue
+            if int(loc.split("@")[1]) != bank or after.bank != bank:
+                return (f"{loc.replace('@', ' of bank ')} is live across the call and cannot be saved "
+                        "(the call switches banks, or it is in the bank not in force)")
+            if rfi:
+                return f"{loc.split('@')[0]} is live at rfi and the PAL-static callee may clobber it"
+            reg = loc.split("@")[0]
+            r = remat_candidate(a, u, reg, exclude=excl)
+            if isinstance(r, Remat) and r.what not in REMAT_CRS and reloads.get(reg, (r.reload,))[0] == r.reload:
+                reloads[reg] = (r.reload, r.what)
+            else:
+                no_reload.add(reg)
+        clob = set(locs - set(needed) - ({dst_loc} if dst_loc else set()))
+        clobbered = clob if clobbered is None else clobbered & clob
+        ok = [r for r in g.free_gr if r in (NON_BANKED if after.bank != bank else PRESERVED)]
+        temps_pool = ok if temps_pool is None else [r for r in temps_pool if r in ok]
+    for reg in sorted(no_reload | set(reloads)):
+        if reg in no_reload:
+            reloads.pop(reg, None)
+            saves.append(reg)
+    if len(set(per_use)) > 1:
+        return "the macro body's uses have different registers live across the call"
+    if (set(saves) | set(reloads)) & dsts:
+        return "the op's result register is live across the call at another use of the macro body"
+    clobbered = sorted(clobbered)  # dead after the call at every use (checked on the output)
+    if extra_temps and not agree:
+        return "out of line, a macro body's uses would need one copy of the code: they use different registers"
+    if len(temps_pool) < len(saves) + extra_temps:
+        more = " (and one for the return address, out of line)" if extra_temps else ""
+        return (f"{len(saves)} register(s) live across the call ({', '.join(saves)}) but only {len(temps_pool)} "
+                f"preserved register(s) free to hold them{more}")
+    pairs = list(zip(saves, temps_pool))
+    ps = PalSite(calls, pairs, clobbered, live.states[uses[0].pos].bank, temps=[t for _, t in pairs])
+    if extra_temps:
+        ps.ret = temps_pool[len(saves)]
+        ps.temps.append(ps.ret)
+    ps.reloads = [(reg, text, what) for reg, (text, what) in sorted(reloads.items())]
+    ps.arg_regs = [roles.get("src") if c.arg is not None else None for c in calls]
+    ps.result_regs = [u.args.get(dst_role) if dst_role else None for u in uses]
+    return ps
+
+
+def _call_items(ps: PalSite, label: str, canonical: bool = False, keep_b0: bool = False) -> list[str]:
+    """The statements of the call sequence (saves, one setup + branch per call, restores), with the
+    operands as written, or as registers (`canonical`: out-of-line code, outside any macro).
+    `keep_b0`: b0 is put back by the caller's code, not here."""
+    def pick(c: PalCall, k: int) -> str | None:
+        return c.canonical[k] if canonical else (c.pred, c.arg, c.result)[k]
+
+    out: list[str] = [f"mov {tmp}={reg}" for reg, tmp in ps.saves]
+    rfi = ps.calls[0].pal.op == "RFI"
+    for c in ps.calls:
+        # only the branch is predicated: r28, r29 and b0 are the callee's to clobber anyway
+        pred, arg = pick(c, 0), pick(c, 1)
+        q = f"({pred}) " if pred not in ("p0", None) else ""
+        if arg is not None and arg != ARG:
+            out.append(f"mov {ARG}={arg}")
+        if not rfi:
+            out.append(f"movl r28={label}f")
+            out.append(";;")
+            out.append("mov b0=r28")
+        out.append(f"mov r28={c.pal.index}")
+        out.append(f"{q}br.cond.sptk.many {ENTRY}")
+        out.append(";;")
+        if not rfi:
+            out.append(f"{label}:")
+    restores = [f"mov {reg}={tmp}" for reg, tmp in ps.saves if reg != RESULT and not (keep_b0 and reg == "b0")]
+    restores += [text for reg, text, _ in ps.reloads if reg != RESULT]
+    c = ps.calls[-1]
+    pred, result = pick(c, 0), pick(c, 2)
+    q = f"({pred}) " if pred not in ("p0", None) else ""
+    tail: list[str] = []
+    if result is not None and result != RESULT:
+        tail.append(f"{q}mov {result}={RESULT}")
+    out += restores + tail
+    if restores or tail:
+        out.append(";;")
+    last = [f"mov {reg}={tmp}" for reg, tmp in ps.saves if reg == RESULT]
+    last += [text for reg, text, _ in ps.reloads if reg == RESULT]
+    if last:
+        out += last + [";;"]
+    return out
+
+
+def native_support(table: list[PalOp], ool: list[str], source: str) -> str:
+    """The native PAL-static entry: dispatch on r28 (r28, r30, b0 only) to STRIDE-byte entries."""
+    out = ["/*",
+           f" * Generated by ivtx for {source}: the native PAL-static entry (docs/pal-static.md).",
+           " * In: r28 = index, r29 = argument, b0 = return address. Out: r29 = result.",
+           " * Uses r28, r30 and b0 only; entry i is at ivtx_pal_entries + i*" + str(STRIDE) + ", starts by",
+           " * putting the return address back in b0 (RFI: the caller's b0) and ends with br.cond b0.",
+           " */",
+           '\t.section .text..ivtx_pal, "ax"',
+           "\t.align 32",
+           f"\t.global {ENTRY}",
+           f"{ENTRY}:",
+           "\tmovl r30=ivtx_pal_entries",
+           "\tshl r28=r28,6",
+           "\t;;",
+           "\tadd r30=r30,r28",
+           "\tmov r28=b0",
+           "\t;;",
+           "\tmov b0=r30",
+           "\tbr.cond.sptk.many b0",
+           "\t;;",
+           f"\t.align {STRIDE}",
+           "ivtx_pal_entries:"]
+    assert 1 << 6 == STRIDE
+    for p in table:
+        out.append(f"\t.org ivtx_pal_entries+{p.index * STRIDE}\t\t// {p.index}: {p.name}")
+        body = [x.strip() for x in p.native.replace(";;", "\n;;\n").replace(";", "\n").split("\n") if x.strip()]
+        out.append("\tmov b0=r28")
+        out.append("\t;;")
+        if p.op == "RFI":
+            out += ["\t" + x for x in body] + ["\t;;"]
+            continue
+        out += ["\t" + x for x in body]
+        if body and body[-1] != ";;":
+            out.append("\t;;")
+        out += ["\tbr.cond.sptk.many b0", "\t;;"]
+    out.append(f"\t.org ivtx_pal_entries+{len(table) * STRIDE}")
+    if ool:
+        out += ['\t.section .text..ivtx_pal_ool, "ax"', "\t.align 32"]
+        for line in ool:
+            out.append(line if line.endswith(":") else ("\t;;" if line == ";;" else "\t" + line))
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- the self-check model
+
+
+def model_pal(program, sites: list[PalSite]) -> None:
+    """Each `br.cond ivtx_pal_static` becomes what the callee does: the op's native instruction
+    on r29 under the call's predicate (control falls through to the return label); a branch to
+    out-of-line code becomes the calls and the result copy. The support code is dropped. The last
+    statement of each replacement is remembered (program.ivtx_call_ends) for check_pal."""
+    from .parse import parse_text
+
+    stmts = program.statements
+    cut = next((i for i, s in enumerate(stmts) if isinstance(s, Directive) and s.name == ".section"
+                and s.args and ".text..ivtx_pal" in str(s.args[0])), None)
+    if cut is not None:
+        del stmts[cut:]
+    by_ool = {f"ivtx_pal_ool_{ps.index}": ps for ps in sites if ps.out_of_line}
+    table = {c.pal.index: c.pal for ps in sites for c in ps.calls}
+    ends: set[int] = set()
+    for i in range(len(stmts) - 1, -1, -1):
+        s = stmts[i]
+        if not (isinstance(s, Instruction) and s.mnemonic.startswith("br.cond") and s.srcs):
+            continue
+        target = str(getattr(s.srcs[-1], "expr", ""))
+        if target in by_ool:
+            ps = by_ool[target]
+            # the out-of-line code saves b0 where a macro-body use puts it back after returning
+            body = [_mov(t, "b0", s.loc, None) for r, t in ps.saves if r == "b0" and ps.ret]
+            for c, reg in zip(ps.calls, ps.arg_regs):
+                if reg is not None and reg != ARG:  # the argument move happens out of line too
+                    body.append(_mov(ARG, reg, s.loc, None))
+                body += _model_call(c.pal, c.pred, s.loc, parse_text)
+            last = ps.calls[-1]
+            if ps.result_regs[0] is not None and ps.result_regs[0] != RESULT:
+                body.append(_mov(ps.result_regs[0], RESULT, s.loc, last.pred))
+        elif target == ENTRY:
+            pal = table.get(_index_before(stmts, i))
+            if pal is None:
+                continue
+            body = _model_call(pal, s.qp, s.loc, parse_text)
+        else:
+            continue
+        stmts[i:i + 1] = body
+        ends.add(id(body[-1]))
+    program.ivtx_call_ends = ends
+
+
+def _index_before(stmts, i: int) -> int | None:
+    for j in range(i - 1, max(i - 8, -1), -1):
+        s = stmts[j]
+        if isinstance(s, Instruction) and s.op == "mov" and s.dests == (Reg("r28"),) and s.srcs \
+                and getattr(s.srcs[0], "value", None) is not None:
+            return s.srcs[0].value
+    return None
+
+
+def _model_call(pal: PalOp, pred, loc, parse_text) -> list:
+    q = f"({pred}) " if pred not in ("p0", None) else ""
+    lines = [q + x.strip() for x in pal.native.replace(";;", "\n").replace(";", "\n").split("\n") if x.strip()]
+    prog = parse_text("\n".join(lines) + "\n", path=str(loc))
+    out = [x for x in prog.statements if isinstance(x, Instruction)]
+    for x in out:
+        x.loc = loc
+    return out
+
+
+def _mov(dst: str, src: str, loc, pred) -> Instruction:
+    return Instruction("mov", (Reg(dst),), (Reg(src),), loc, qp=None if pred in (None, "p0") else pred)
+
+
+def check_pal(b, tag, check, positions, dead_after, why_live) -> None:
+    """At every expansion of the site, the registers the call may clobber (and the temporaries)
+    are dead where the sequence ends: after its last call, its restores and its result copy."""
+    from .transform import IvtxInternal
+
+    _, ps, w, g = check
+    code = b.cfg.code
+    ends = getattr(b.program, "ivtx_call_ends", set())
+    marks = [p for p in positions if id(code[p]) in ends]
+    per_use = 1 if ps.out_of_line else len(ps.calls)
+    if len(marks) != per_use * len(g.uses):
+        raise IvtxInternal(f"self-check: PAL call {ps.index} found {len(marks)} call(s) in the output, "
+                           f"expected {per_use * len(g.uses)}")
+    for n, k in enumerate(range(per_use - 1, len(marks), per_use)):
+        end = marks[k]
+        if ps.out_of_line:  # out of line the site itself only puts b0 back (macro body uses)
+            expect = [(r, t) for r, t in ps.saves if r == "b0" and ps.ret]
+        else:
+            expect = [(reg, tmp) for reg, tmp in ps.saves]
+        reloads = [] if ps.out_of_line else [reg for reg, _, _ in ps.reloads]
+        dst = ps.result_regs[n]
+        copy = dst if (dst is not None and dst != RESULT and not ps.out_of_line) else None
+        p = end + 1
+        while p < len(code) and (expect or copy or reloads):
+            s = code[p]
+            hit = next(((r, t) for r, t in expect if _is_mov(s, r, t)), None)
+            redo = next((r for r in reloads if isinstance(s, Instruction) and s.qp is None
+                         and s.dests == (Reg(r),)), None)
+            if hit is not None:
+                expect.remove(hit)
+            elif redo is not None:
+                reloads.remove(redo)
+            elif copy is not None and _is_mov(s, copy, RESULT):
+                copy = None
+            else:
+                break
+            end = p
+            p += 1
+        dead_after(b, end, w, f"PAL call {ps.index} ({g.op.name}) at {code[marks[k]].loc}", why_live)
+
+
+def _is_mov(s, dst: str, src: str) -> bool:
+    return isinstance(s, Instruction) and s.op == "mov" and s.dests == (Reg(dst),) and s.srcs == (Reg(src),)
