@@ -4,10 +4,11 @@ Every figure is measured here with Python's own clocks (`time.perf_counter`) and
 accounting (`os.wait4`), and printed; no test asserts a speed (README, "Benchmarks"):
 - per stage (preprocess, parse, cfg, liveness, sites, emit) on the bundled samples and the
   given files: minimum and median over `repeat` in-process runs after one warm-up;
-- on synthetic IVTs (ivtx.synth) of 1x, 10x, 100x a full table: the same stages, the fitted
-  scaling exponent (least squares of log time against log statements), `ia64-linux-gnu-as -x`
-  on the same preprocessed text as a ratio, and the whole `ivtx report` process (wall time,
-  peak resident memory);
+- on synthetic IVTs (ivtx.synth) of 1x, 10x, 100x a full table, each timed run a table it
+  has not seen (a new seed): the same stages (emit up to EMIT_MAX_SIZE), the fitted scaling
+  exponent (least squares of log time against log statements), `ia64-linux-gnu-as -x` on the
+  same preprocessed text as a ratio, the whole `ivtx report` process (wall time, peak
+  resident memory) and tracemalloc's peak;
 - with ivtx.transform present: per convention and handler, bytes before/after, slot use, and
   for the TLB-miss vectors the instruction groups on the shortest path from entry to `rfi`.
 """
@@ -35,6 +36,7 @@ SCHEMA = "ivtx-bench/1"
 TLB_MISS_VECTORS = (0, 1, 2, 3, 4)  # VHPT, ITLB, DTLB, alternate ITLB/DTLB (primer section 3)
 CONVENTIONS = (("pvops", "macro"), ("pvops", "call"), ("pal-static", "call"))
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+EMIT_MAX_SIZE = 10  # transform takes minutes at 100x (measured separately, README "Benchmarks")
 
 
 def stats(samples: list[float]) -> dict:
@@ -69,34 +71,36 @@ def transform_module():
 
 
 def run_stages(path: str, opts, emit=None) -> tuple[object, dict]:
-    """One analysis (pipeline.analyse, which times its own stages) plus `emit(analysis)`."""
+    """One analysis (pipeline.analyse times its own stages; `total` is its wall time) and, in
+    its own column, `emit(analysis)`."""
     from .pipeline import analyse
 
     gc.collect()
     t0 = time.perf_counter()
     a = analyse(path, opts)
-    t1 = time.perf_counter()
     times = {k: a.timings.get(k, 0.0) for k in STAGES if k != "emit"}
-    total = t1 - t0
+    times["total"] = time.perf_counter() - t0
     if emit is not None:
-        t2 = time.perf_counter()
+        t1 = time.perf_counter()
         emit(a)
-        times["emit"] = time.perf_counter() - t2
-        total += times["emit"]
-    times["total"] = total
+        times["emit"] = time.perf_counter() - t1
     return a, times
 
 
-def measure_input(path: str, opts, runs: int, emit=None) -> dict:
-    """Stage times over `runs` runs (the caller has warmed up), and the input's size."""
+def measure_input(paths: str | list[str], opts, runs: int = 1, emit=None) -> dict:
+    """Stage times over the runs (the caller has warmed up): `runs` times one file, or once
+    each file of a list (the same kind of input, never seen before); sizes of the first."""
+    if isinstance(paths, str):
+        paths = [paths] * max(runs, 1)
     samples: dict[str, list[float]] = {}
-    a = None
-    for _ in range(max(runs, 1)):
+    first = None
+    for path in paths:
         a, times = run_stages(path, opts, emit)
+        first = first or {"file": paths[0], "statements": len(a.program.statements), "code": len(a.cfg.code),
+                          "sites": len(a.sites)}
         for k, v in times.items():
             samples.setdefault(k, []).append(v)
-    return {"file": path, "statements": len(a.program.statements), "code": len(a.cfg.code),
-            "sites": len(a.sites), "stages": {k: stats(v) for k, v in samples.items()}}
+    return {**first, "stages": {k: stats(v) for k, v in samples.items()}}
 
 
 def default_emit():
@@ -122,13 +126,13 @@ def default_emit():
 class ProcessRun:
     wall: float  # seconds
     cpu: float  # user + sys seconds
-    maxrss_mb: float  # peak resident set of that process
+    maxrss_mb: float | None  # peak resident set of that process (see report_process)
     status: int
     stderr: str
 
 
 def run_process(cmd: list[str], env: dict | None = None) -> ProcessRun:
-    """Run `cmd` (stdout discarded), with its own rusage from wait4 (not the children total)."""
+    """Run `cmd` (stdout discarded); its CPU time from wait4 (this child's own)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env)
@@ -137,28 +141,57 @@ def run_process(cmd: list[str], env: dict | None = None) -> ProcessRun:
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
-    return ProcessRun(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode, text)
+    return ProcessRun(wall, ru.ru_utime + ru.ru_stime, None, proc.returncode, text)
 
 
 def _ivtx_env() -> dict:
-    """The environment for `python -m ivtx.cli`: this very package first on the path."""
+    """The environment for the ivtx process: this very package first on the path."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
+# `ivtx report` as `python -m ivtx.cli` does it, plus its peak resident set read from
+# /proc/self/status at exit. A child's ru_maxrss would not do: Linux carries the forking
+# parent's resident set (this bench, hundreds of MB after 100x) into it.
+_HWM = "IVTX_BENCH_VmHWM_kB"
+_REPORT = (
+    "import atexit, sys\n"
+    "def _hwm():\n"
+    "    try:\n"
+    "        for line in open('/proc/self/status'):\n"
+    "            if line.startswith('VmHWM:'):\n"
+    f"                sys.stderr.write('\\n{_HWM} ' + line.split()[1] + '\\n')\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "atexit.register(_hwm)\n"
+    "from ivtx.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def report_process(path: str, runs: int, extra: list[str] | None = None) -> dict:
-    """Whole-process `ivtx report FILE` (table to a pipe), min/median wall time and peak RSS."""
-    cmd = [sys.executable, "-m", "ivtx.cli", "report", path, *(extra or [])]
+    """Whole-process `ivtx report FILE` (table to a pipe), min/median wall and CPU time, and
+    the peak resident set (None where /proc is missing)."""
+    cmd = [sys.executable, "-c", _REPORT, "report", path, *(extra or [])]
     env = _ivtx_env()
-    done = [run_process(cmd, env) for _ in range(max(runs, 1))]
+    done = []
+    for _ in range(max(runs, 1)):
+        r = run_process(cmd, env)
+        lines = r.stderr.splitlines()
+        hwm = [ln for ln in lines if ln.startswith(_HWM)]
+        if hwm:
+            r.maxrss_mb = int(hwm[-1].split()[1]) / 1024
+            r.stderr = "\n".join(ln for ln in lines if not ln.startswith(_HWM))
+        done.append(r)
     failed = next((r for r in done if r.status not in (0, 1)), None)
+    peaks = [r.maxrss_mb for r in done if r.maxrss_mb is not None]
     out = {"command": "ivtx report " + " ".join([Path(path).name, *(extra or [])]),
            "wall": stats([r.wall for r in done]), "cpu": stats([r.cpu for r in done]),
-           "maxrss_mb": max(r.maxrss_mb for r in done)}
+           "maxrss_mb": max(peaks) if peaks else None}
     if failed is not None:
-        out["error"] = f"exit {failed.status}: {failed.stderr.strip().splitlines()[-1:] or ''}"
+        out["error"] = f"exit {failed.status}: {(failed.stderr.strip().splitlines() or [''])[-1]}"
     return out
 
 
@@ -171,7 +204,7 @@ def gas_time(pp_text: str, runs: int, workdir: str) -> dict | None:
     obj = os.path.join(workdir, "input.o")
     Path(src).write_text(pp_text)
     done = [run_process([gas, "-x", "-o", obj, src]) for _ in range(max(runs, 1))]
-    out = {"wall": stats([r.wall for r in done]), "maxrss_mb": max(r.maxrss_mb for r in done)}
+    out = {"wall": stats([r.wall for r in done])}
     if done[-1].status != 0 or done[-1].stderr.strip():
         out["note"] = (done[-1].stderr.strip().splitlines() or [f"exit {done[-1].status}"])[0]
     return out
@@ -195,8 +228,11 @@ def traced_peak_mb(path: str, opts) -> float:
 # --------------------------------------------------------------------------- synthetic scaling
 
 
-def scaling(sizes: list[int], opts, repeat: int, workdir: str, seed: int = 0, progress=None) -> dict:
-    """Stages, gas, the report process and memory on synth.generate(size) for each size."""
+def scaling(sizes: list[int], opts, repeat: int, workdir: str, emit=None, progress=None) -> dict:
+    """Stages, gas, the report process and memory on synth.generate(size, seed) per size.
+
+    Run k analyses seed k: every timed run sees a table it has not seen (no content cache
+    helps), as a user's single run would. Sizes, gas and the processes use seed 0."""
     from .preprocess import preprocess
     from .synth import generate
 
@@ -204,22 +240,27 @@ def scaling(sizes: list[int], opts, repeat: int, workdir: str, seed: int = 0, pr
     keep = frozenset(opts.cat().ops)
     for size in sizes:
         runs = max(1, repeat // size)
-        path = os.path.join(workdir, f"synth_{size}x.S")
-        Path(path).write_text(generate(size, seed))
+        paths = []
+        for seed in range(runs):
+            paths.append(os.path.join(workdir, f"synth_{size}x_seed{seed}.S"))
+            Path(paths[-1]).write_text(generate(size, seed))
+        size_emit = emit if size <= EMIT_MAX_SIZE else None
         if progress:
-            progress(f"synthetic {size}x: analysis ({runs} run{'s' if runs > 1 else ''})")
-        row = {"size": size, "seed": seed, **measure_input(path, opts, runs)}
-        pp = preprocess(path, keep_undefined=keep)
+            progress(f"synthetic {size}x: analysis{' and emit' if size_emit else ''} ({runs} run{'s' if runs > 1 else ''})")
+        row = {"size": size, **measure_input(paths, opts, emit=size_emit)}
+        pp = preprocess(paths[0], keep_undefined=keep)
         if progress:
             progress(f"synthetic {size}x: {GAS} -x, ivtx report process, memory")
         row["gas"] = gas_time(pp.text, runs, workdir)
-        row["report_process"] = report_process(path, runs)
-        row["traced_peak_mb"] = traced_peak_mb(path, opts) if size <= 10 else None
+        del pp
+        row["report_process"] = report_process(paths[0], runs)
+        row["traced_peak_mb"] = traced_peak_mb(paths[0], opts) if size <= 10 else None
         rows.append(row)
     out = {"rows": rows}
     if len(rows) > 1:
         xs = [r["statements"] for r in rows]
-        out["exponent"] = {k: fit_exponent(xs, [r["stages"][k]["min"] for r in rows])
+        out["exponent"] = {k: fit_exponent([x for x, r in zip(xs, rows) if k in r["stages"]],
+                                           [r["stages"][k]["min"] for r in rows if k in r["stages"]])
                            for k in rows[0]["stages"]}
         out["exponent_report_process"] = fit_exponent(xs, [r["report_process"]["wall"]["min"] for r in rows])
     return out
@@ -369,7 +410,7 @@ def run_bench(files: list[str], opts, sizes: list[int], repeat: int, progress=No
         result["inputs"].append(measure_input(path, opts, repeat, emit))
     with tempfile.TemporaryDirectory(prefix="ivtx-bench-") as work:
         if sizes:
-            result["scaling"] = scaling(sizes, opts, repeat, work, progress=progress)
+            result["scaling"] = scaling(sizes, opts, repeat, work, emit, progress=progress)
         for path in files:
             if progress:
                 progress(f"ivtx report process: {Path(path).name}")
@@ -393,6 +434,9 @@ def _ms(s: dict | None) -> str:
     return f"{s['min'] * 1e3:.1f} / {s['median'] * 1e3:.1f}"
 
 
+ANALYSIS = ("preprocess", "parse", "cfg", "liveness", "sites")
+
+
 def render(result: dict, color: bool | None = None) -> str:
     """The bench as rich tables (times in ms as min / median)."""
     import io
@@ -403,55 +447,67 @@ def render(result: dict, color: bool | None = None) -> str:
     if color is None:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     con = Console(file=io.StringIO(), force_terminal=color, no_color=not color, width=200, highlight=False)
-    stage_cols = [s for s in STAGES if any(s in i["stages"] for i in result["inputs"])] or list(STAGES[:-1])
-    t = Table(title="Stages, in-process (ms, min / median)", header_style="bold")
+    cols = [*ANALYSIS, "total", "emit"]
+    heads = [*ANALYSIS, "analysis", "emit"]
+    t = Table(title="Stages in-process, after a warm-up (ms, min / median)", header_style="bold")
     t.add_column("input")
     t.add_column("stmts", justify="right")
-    for s in [*stage_cols, "total"]:
-        t.add_column(s, justify="right")
+    for h in heads:
+        t.add_column(h, justify="right")
     for i in result["inputs"]:
-        t.add_row(Path(i["file"]).name, str(i["statements"]), *(_ms(i["stages"].get(s)) for s in [*stage_cols, "total"]))
+        t.add_row(Path(i["file"]).name, str(i["statements"]), *(_ms(i["stages"].get(s)) for s in cols))
     con.print(t)
     if not result["transform"]:
         con.print("emit: skipped (ivtx.transform is not installed)")
     sc = result.get("scaling")
     if sc:
-        t = Table(title="Synthetic IVTs (ivtx.synth): in-process ms min / median; processes min wall", header_style="bold")
-        for c in ("size", "stmts", *stage_cols, "total", "gas -x", "ivtx/gas", "report proc", "proc/gas",
-                  "RSS MB", "traced MB"):
-            t.add_column(c, justify="right")
-        for r in sc["rows"]:
-            gas = r["gas"]
-            gas_min = gas["wall"]["min"] if gas else None
-            proc = r["report_process"]
-            t.add_row(f"{r['size']}x", str(r["statements"]), *(_ms(r["stages"].get(s)) for s in [*stage_cols, "total"]),
-                      f"{gas_min * 1e3:.1f}" if gas_min else "-",
-                      f"{r['stages']['total']['min'] / gas_min:.2f}" if gas_min else "-",
-                      f"{proc['wall']['min'] * 1e3:.0f}",
-                      f"{proc['wall']['min'] / gas_min:.2f}" if gas_min else "-",
-                      f"{proc['maxrss_mb']:.0f}",
-                      "-" if r["traced_peak_mb"] is None else f"{r['traced_peak_mb']:.0f}")
-        con.print(t)
-        if not result["gas"]:
-            con.print(f"gas: skipped ({GAS} not on PATH)")
-        notes = [f"{r['size']}x: {r['gas']['note']}" for r in sc["rows"] if r["gas"] and r["gas"].get("note")]
-        for n in notes:
-            con.print(f"gas said: {n}")
-        ex = sc.get("exponent")
-        if ex:
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in ex.items() if v is not None and k != "total")
-            con.print(f"scaling exponent (time ~ statements^k, least squares over {len(sc['rows'])} sizes): "
-                      f"total {ex['total']:.2f}; report process {sc['exponent_report_process']:.2f}; {parts}")
+        _render_scaling(con, result, sc, cols, heads)
     if result["process"]:
         t = Table(title="Whole process", header_style="bold")
         for c in ("command", "wall ms (min / median)", "cpu ms (min / median)", "peak RSS MB"):
             t.add_column(c, justify="right" if c != "command" else "left")
         for p in result["process"]:
-            t.add_row(p["command"], _ms(p["wall"]), _ms(p["cpu"]), f"{p['maxrss_mb']:.0f}")
+            t.add_row(p["command"], _ms(p["wall"]), _ms(p["cpu"]),
+                      "-" if p["maxrss_mb"] is None else f"{p['maxrss_mb']:.0f}")
         con.print(t)
     for c in result["cost"]:
         _render_cost(con, c)
     return con.file.getvalue()
+
+
+def _render_scaling(con, result: dict, sc: dict, cols: list[str], heads: list[str]) -> None:
+    from rich.table import Table
+
+    t = Table(title="Synthetic IVTs (ivtx.synth; in-process ms min / median, each run a new seed; processes: min)",
+              header_style="bold")
+    for c in ("size", "stmts", *heads, "gas -x", "analysis/gas", "report proc", "proc/gas", "RSS MB", "traced MB"):
+        t.add_column(c, justify="right")
+    for r in sc["rows"]:
+        gas = r["gas"]
+        gas_min = gas["wall"]["min"] if gas else None
+        proc = r["report_process"]
+        t.add_row(f"{r['size']}x", str(r["statements"]), *(_ms(r["stages"].get(s)) for s in cols),
+                  f"{gas_min * 1e3:.1f}" if gas_min else "-",
+                  f"{r['stages']['total']['min'] / gas_min:.0f}" if gas_min else "-",
+                  f"{proc['wall']['min'] * 1e3:.0f}",
+                  f"{proc['wall']['min'] / gas_min:.0f}" if gas_min else "-",
+                  "-" if proc["maxrss_mb"] is None else f"{proc['maxrss_mb']:.0f}",
+                  "-" if r["traced_peak_mb"] is None else f"{r['traced_peak_mb']:.0f}")
+    con.print(t)
+    if not result["gas"]:
+        con.print(f"gas: skipped ({GAS} not on PATH)")
+    if result["transform"] and any(r["size"] > EMIT_MAX_SIZE for r in sc["rows"]):
+        con.print(f"emit: measured up to {EMIT_MAX_SIZE}x (transform takes minutes beyond)")
+    for r in sc["rows"]:
+        if r["gas"] and r["gas"].get("note"):
+            con.print(f"gas said at {r['size']}x: {r['gas']['note']}")
+        if r["report_process"].get("error"):
+            con.print(f"ivtx report at {r['size']}x: {r['report_process']['error']}")
+    ex = sc.get("exponent")
+    if ex:
+        parts = ", ".join(f"{h} {ex[c]:.2f}" for c, h in zip(cols, heads) if ex.get(c) is not None and c != "total")
+        con.print(f"scaling exponent k (time ~ statements^k, least squares over {len(sc['rows'])} sizes, min times): "
+                  f"analysis {ex['total']:.2f}; report process {sc['exponent_report_process']:.2f}; {parts}")
 
 
 def _render_cost(con, c: dict) -> None:
@@ -459,26 +515,28 @@ def _render_cost(con, c: dict) -> None:
 
     for conv in c["conventions"]:
         name = conv["convention"] + (f"/{conv['render']}" if conv["render"] else "")
-        title = f"{Path(c['file']).name}: {name}"
+        title = f"{Path(c['file']).name}: {name} ({conv.get('edits', 0)} sites edited, " \
+                f"{conv.get('restructurings', 0)} restructurings)"
         if "skipped" in conv:
-            con.print(f"{title}: not transformed ({conv['skipped']})")
+            con.print(f"{Path(c['file']).name}: {name}: not transformed ({conv['skipped']})")
             continue
         t = Table(title=title, header_style="bold")
         for col in ("handler", "vector", "bundles", "slot use", "groups to rfi"):
             t.add_column(col, justify="left" if col == "handler" else "right")
         for h in conv["handlers"]:
+            if not h["bytes_before"] and not h["bytes_after"]:
+                continue
             if h["bytes_before"] == h["bytes_after"] and "groups_to_rfi_before" not in h:
                 continue
-            after = "-" if h["bundles_after"] is None else str(h["bundles_after"])
             use = "-" if h["slot_use"] is None else f"{h['slot_use']:.0%}"
             groups = ""
             if "groups_to_rfi_before" in h:
                 g0, g1 = h["groups_to_rfi_before"], h["groups_to_rfi_after"]
                 groups = f"{g0} -> {g1}" if g0 is not None and g1 is not None else "no path"
             exact = "" if h["exact"] else " (est.)"
-            t.add_row(h["handler"], str(h["vector"]), f"{h['bundles_before']} -> {after}{exact}", use, groups)
+            t.add_row(h["handler"], str(h["vector"]), f"{h['bundles_before']} -> {h['bundles_after']}{exact}", use, groups)
         tot = conv["total"]
-        t.add_row("total", "", f"{tot['bytes_before'] // 16} -> {tot['bytes_after'] // 16}", "", "")
+        t.add_row("all vectors", "", f"{tot['bytes_before'] // 16} -> {tot['bytes_after'] // 16}", "", "")
         con.print(t)
         if tot["over_slot"]:
             con.print(f"over their slot: {', '.join(tot['over_slot'])}")

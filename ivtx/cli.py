@@ -248,6 +248,55 @@ def cmd_transform(args) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args) -> int:
+    """Native and paravirtualized handlers side by side (ivtx.diff), or the unified patch.
+
+    The side-by-side view shows a file with unresolved sites too (they stay as written, marked
+    `?`), and exits 3 like transform; the patch is written only when every site is resolved."""
+    import shutil
+
+    from .diff import build_diff, color_patch, patch_text, render
+    from .pipeline import analyse
+    from .transform import render_report, transform
+
+    if args.unified and args.handler:
+        raise IvtxError("--handler selects handlers of the side-by-side view; the unified patch covers the whole "
+                        "file (it must produce exactly the transform output)", None)
+    if args.width is not None and args.width < 20:
+        raise IvtxError("--width must be at least 20", None)
+    opts = _options(args)
+    a = analyse(args.file, opts)
+    _hold_warnings(a.warnings)
+    color = {"always": True, "never": False}.get(args.color, sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    res = transform(a, args.convention, args.render, options=opts, sizes=args.sizes, partial=not args.unified)
+    if res.program is None and not args.unified:  # no output even in part (a slot overflows): say why
+        res = transform(a, args.convention, args.render, options=opts, sizes=args.sizes)
+    if args.sizes == "exact" and not all(v.exact for v in res.vectors):
+        raise IvtxError("exact sizes unavailable (--sizes exact): the assembler is missing or refused the file", None)
+    if args.unified or res.program is None:
+        if not res.ok:
+            _release_warnings()
+            sys.stderr.write(render_report(res))
+            return EXIT_UNRESOLVED
+        text = patch_text(res, args.file)
+        text = color_patch(text) if color else text
+    else:
+        width = args.width
+        if width is None:
+            cols = os.environ.get("COLUMNS", "")
+            width = int(cols) if cols.isdigit() and int(cols) >= 20 else (
+                shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120)
+        text = render(build_diff(a, res, handler=args.handler, catalog=opts.cat()), width=max(width, 20),
+                      color=color, plain=args.plain)
+    _release_warnings()
+    write_output(None, text, [args.file])
+    if not res.ok:
+        print(f"ivtx: {args.file}: {len(res.unresolved)} site(s) unresolved (marked ?): ivtx transform would write "
+              "nothing", file=sys.stderr)
+        return EXIT_UNRESOLVED
+    return EXIT_OK
+
+
 def cmd_verify(args) -> int:
     """Differential verification (ivtx.verify): FILE against --against OTHER, or against what
     `ivtx.transform` makes of it.  Per handler: trials run and agree/disagree; for a mismatch
@@ -421,6 +470,23 @@ def build_parser() -> argparse.ArgumentParser:
     _sizes_option(sp)
     _common(sp)
     sp.set_defaults(func=cmd_transform)
+
+    sp = sub.add_parser("diff", help="native and paravirtualized handlers side by side (or the unified patch)")
+    sp.add_argument("file")
+    sp.add_argument("--convention", choices=["pvops", "pal-static"], default="pvops")
+    sp.add_argument("--render", choices=["macro", "call"], default="macro", help="pvops: macro calls or explicit calls")
+    sp.add_argument("--handler", metavar="NAME", help="one handler (its label or offset, e.g. 0x400)")
+    view = sp.add_mutually_exclusive_group()
+    view.add_argument("--side-by-side", dest="unified", action="store_false", default=False,
+                      help="the aligned view (default)")
+    view.add_argument("--unified", action="store_true", help="the unified patch (patch -p1, git apply)")
+    sp.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                    help="auto: only on a terminal and without NO_COLOR")
+    sp.add_argument("--width", type=int, metavar="N", help="columns (default: COLUMNS, the terminal, else 120)")
+    sp.add_argument("--plain", action="store_true", help="no box drawing (for pagers and logs)")
+    _sizes_option(sp)
+    _common(sp)
+    sp.set_defaults(func=cmd_diff)
 
     sp = sub.add_parser("verify", help="run native and transformed handlers from random states and compare them")
     sp.add_argument("file")

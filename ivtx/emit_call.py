@@ -239,6 +239,7 @@ def plan_calls(a, groups, files: SourceFiles, res, catalog, out_of_line: frozens
                     got = got2
                     res.restructurings.extend(fix.records)
                     extra = fix.edits
+                    plan.checks.update(fix.checks)
                     if fix.moved_to is not None:
                         moved = (fix.moved_to, fix.moved_dir)
             if isinstance(got, str):

@@ -457,12 +457,6 @@ def _next_statement(a, pos: int):
     return stmts[i] if i < len(stmts) else None
 
 
-def _prev_statement(a, pos: int):
-    stmts = a.cfg.program.statements
-    i = a.cfg.stmt_index[pos] - 1
-    return stmts[i] if i >= 0 else None
-
-
 def stop_span(files: SourceFiles, stop) -> Span | None:
     loc = stop.loc
     if not files.editable(loc.file):

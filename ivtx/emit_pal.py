@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from string import Template
 
-from .emit_call import in_explicit_bundle, local_label, place_sequence, starts_group
+from .emit_call import _site_text, in_explicit_bundle, local_label, place_sequence, starts_group
 from .emit_macro import Unplaceable
 from .bundling import check_groups
 from .ir import Directive, Instruction, Reg
@@ -112,7 +112,11 @@ class PalSite:
     reloads: list = field(default_factory=list)  # (register, instruction recomputing it, what)
     arg_regs: list = field(default_factory=list)  # per call: the argument register (canonical)
     ret: str | None = None  # out of line at a macro body: the GR holding the return address
+    tail: bool = False  # out of line as a tail call (the use restores after the callee returns)
+    chain: list = field(default_factory=list)  # out of line: the consecutive sites whose calls follow in the same sequence
     result_regs: list = field(default_factory=list)  # per use: the result register (canonical)
+    helpers: list = field(default_factory=list)  # (temporary, instruction, what): recomputed after the restores
+    late: set = field(default_factory=set)  # recomputations that read a helper's register (emitted after it)
 
 
 def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset()):
@@ -123,34 +127,57 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
     label = local_label(a.cfg.program)
     sites: list[PalSite] = []
     ool_code: list[str] = []
+    chain = None  # (head PalSite, last SiteGroup) of the out-of-line sequence a next site may join
     for g in groups:
         name = ", ".join(site_name(a, u) for u in g.uses)
-        from .emit_call import _site_text
-
         text = _site_text(a, g)
         problem = g.problem
         if problem is None and in_explicit_bundle(a, g):
             problem = "the site is inside an explicit bundle { }: a call sequence does not fit in it"
         if problem:
             res.unresolved.append(UnresolvedSite(name, text, g.op.name, problem))
+            chain = None
             continue
         ool = g.first.pos in out_of_line
         multi = len(g.uses) > 1
-        got = _plan_site(a, g, table, 1 if ool and multi else 0)
+        # out of line at a macro body, a single call is a tail call (the callee returns straight to
+        # the use, b0 set there); several calls need a register for the use's return address
+        tail = False
+        got = _plan_site(a, g, table, 1 if ool and multi else 0, ool and multi)
+        if isinstance(got, str) and ool and multi and g.op.name not in ("ITC_I_AND_D", "RFI"):
+            tail = True  # no register for the return address: the callee returns to the use itself
+            got = _plan_site(a, g, table, 0, True)
         if isinstance(got, str) and ool:
             got = _plan_site(a, g, table)  # inline, then (the vector may still overflow)
             ool = False
         if isinstance(got, str):
             res.unresolved.append(UnresolvedSite(name, text, g.op.name, got))
+            chain = None
             continue
         ps = got
         ps.index = len(sites)
         ps.uses = list(g.uses)
         ps.out_of_line = ool
+        ps.tail = tail and ool
         sites.append(ps)
         tag = ("pal", ps.index)
         lead = [] if starts_group(a, g) else [";;"]
-        if ool and multi:  # the code returns through b0 to the use that branched there
+        if ps.tail:
+            tb = next((t for r, t in ps.saves if r == "b0"), None)
+            c = ps.calls[0]
+            pred, arg = c.canonical[0], c.canonical[1]
+            q = f"({pred}) " if pred not in ("p0", None) else ""
+            items = lead + ([f"mov {tb}=b0"] if tb else []) + [f"movl r28={label}f", ";;", "mov b0=r28",
+                                                             f"br.cond.sptk.many ivtx_pal_ool_{ps.index}", ";;",
+                                                             f"{label}:"] + _restore_items(ps)
+            ool_code += [f"ivtx_pal_ool_{ps.index}:"] + [f"mov {t}={r}" for r, t in ps.saves if r != "b0"] + \
+                ([f"mov {ARG}={arg}"] if arg is not None and arg != ARG else []) + \
+                [f"mov r28={c.pal.index}", f"{q}br.cond.sptk.many {ENTRY}", ";;", "br.cond.sptk.many b0", ";;"]
+            res.restructurings.append(Restructuring(
+                "out-of-line", name, f"the saves and the call move to ivtx_pal_ool_{ps.index} (a tail call: the "
+                "callee returns to the use, which restores)", "the vector would overflow its slot with the call "
+                "inline", region_name(a, g.first)))
+        elif ool and multi:  # the code returns through b0 to the use that branched there
             body = _call_items(ps, label, canonical=True, keep_b0=True)
             tb = next((t for r, t in ps.saves if r == "b0"), None)
             items = lead + [f"movl {ps.ret}={label}f", f"br.cond.sptk.many ivtx_pal_ool_{ps.index}", ";;",
@@ -161,6 +188,18 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
                 "out-of-line", name, f"the call sequence moves to ivtx_pal_ool_{ps.index}; each use branches there "
                 f"with its return address in {ps.ret}", "the vector would overflow its slot with the call inline",
                 region_name(a, g.first)))
+        elif ool and chain is not None and _consecutive(a, chain[1], g):
+            # the site follows the previous out-of-line site directly: its sequence joins that one
+            # (one branch out and one back for both); its own text goes
+            head = chain[0]
+            head.chain.append(ps)
+            back = ool_code[-2]  # the head's branch back stays last
+            ool_code[-2:] = _call_items(ps, label, canonical=True) + [back, ";;"]
+            items = None
+            res.restructurings.append(Restructuring(
+                "out-of-line", name, f"the call sequence joins ivtx_pal_ool_{head.index}, the out-of-line sequence "
+                "of the site right before it (consecutive sites share one branch out and one back)",
+                "the vector would overflow its slot with a branch per call", region_name(a, g.first)))
         elif ool:
             body = _call_items(ps, label, canonical=True)
             back = f"ivtx_pal_ret_{ps.index}"
@@ -172,21 +211,28 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
         else:
             items = lead + _call_items(ps, label)
         check_groups(_call_items(ps, label, canonical=True), f"the PAL-static call at {name}")
-        try:
-            plan.edits.extend(place_sequence(a, files, g, items, tag))
-        except Unplaceable as exc:
-            res.unresolved.append(UnresolvedSite(name, text, g.op.name, str(exc)))
-            continue
+        if items is None:
+            plan.edits.extend(_delete_site(g))
+            plan.aliases[tag] = ("pal", chain[0].index)  # its calls are modelled where the head branches
+            chain = (chain[0], g)
+        else:
+            try:
+                plan.edits.extend(place_sequence(a, files, g, items, tag))
+            except Unplaceable as exc:
+                res.unresolved.append(UnresolvedSite(name, text, g.op.name, str(exc)))
+                chain = None
+                continue
+            single = ool and not multi and not ps.tail
+            chain = (ps, g) if single and g.op.name != "RFI" else None
         plan.checks[tag] = ("pal", ps, ps.clobbered + ps.temps, g)
-        for reg, text_, what in ps.reloads:
+        for reg, _, what in ps.reloads:
             res.restructurings.append(Restructuring(
                 "rematerialize", name, f"{reg} ({what}) is recomputed after the call instead of saved",
                 f"{reg} is live across the call and the PAL-static callee may clobber it; its inputs are "
                 "preserved by the contract", region_name(a, g.first)))
         for reg, tmp in ps.saves:
-            kind = "save-restore"
             res.restructurings.append(Restructuring(
-                kind, name, f"{reg} is moved to {tmp} before the call and back after it",
+                "save-restore", name, f"{reg} is moved to {tmp} before the call and back after it",
                 f"{reg} is live across the call and the PAL-static callee may clobber it; {tmp} is preserved "
                 "by the contract and free on both sides", region_name(a, g.first)))
         from .transform import EditRecord
@@ -204,7 +250,30 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
     return plan
 
 
-def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0) -> PalSite | str:
+def _consecutive(a, prev, g) -> bool:
+    """Whether site group `g` directly follows `prev` (both used once): the next code position in
+    the same flow, with only stops between them (no label another branch could enter by, no
+    directive). Their calls can then run in one out-of-line sequence: executing the two sites'
+    code one after the other is what the input does (a stop between them changes no value read)."""
+    if len(prev.uses) != 1 or len(g.uses) != 1:
+        return False
+    cfg = a.cfg
+    p = prev.first.pos + prev.first.length
+    if g.first.pos != p or not cfg.same_flow(p - 1, p):
+        return False
+    stmts = cfg.program.statements
+    return all(type(x).__name__ == "Stop" for x in stmts[cfg.stmt_index[p - 1] + 1:cfg.stmt_index[p]])
+
+
+def _delete_site(g) -> list:
+    """The edits removing a site's text (its sequence runs elsewhere)."""
+    from .emit_macro import delete_span
+
+    return [delete_span(g.span)] + [delete_span(loc.span) for loc in g.located[1:]] + \
+        [delete_span(sp) for sp in g.stops]
+
+
+def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0, shared: bool = False) -> PalSite | str:
     """Calls, saves and temporaries for one site group, or why it cannot be called."""
     from .machine import step
 
@@ -257,6 +326,8 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0) -> PalSite | str:
             dsts.add(dst)
         needed = sorted((locs & live_after) - {dst_loc})
         per_use.append(tuple(x.split("@")[0] for x in needed))
+        # a recomputation must not read what the callee may overwrite; the temporaries are then
+        # chosen among the registers no recomputation reads
         excl = set(CALLER_BANK_SCRATCH) | {"b0"} | (set(SCRATCH) if bank == 0 else set())
         for loc in needed:
             if loc == "b0":
@@ -271,7 +342,7 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0) -> PalSite | str:
             reg = loc.split("@")[0]
             r = remat_candidate(a, u, reg, exclude=excl)
             if isinstance(r, Remat) and r.what not in REMAT_CRS and reloads.get(reg, (r.reload,))[0] == r.reload:
-                reloads[reg] = (r.reload, r.what)
+                reloads[reg] = (r.reload, r.what, r.reads)
             else:
                 no_reload.add(reg)
         clob = set(locs - set(needed) - ({dst_loc} if dst_loc else set()))
@@ -282,12 +353,51 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0) -> PalSite | str:
         if reg in no_reload:
             reloads.pop(reg, None)
             saves.append(reg)
+    # recompute or save each candidate: a recomputation needs no temporary, and its inputs cannot be
+    # temporaries unless they are recomputed first themselves (a helper, below); take the choice that
+    # fits with the most recomputations, then the fewest helpers
+    cands = sorted(reloads)
+    excl_scratch = set(CALLER_BANK_SCRATCH) | (set(SCRATCH) if uses[0] and live.states[uses[0].pos].bank == 0
+                                                else set())
+    best = None
+    for mask in range(1 << len(cands)):
+        keep = [r for k, r in enumerate(cands) if mask >> k & 1]
+        sources = set().union(*(reloads[r][2] for r in keep)) if keep else set()
+        pool = [t for t in temps_pool if t not in sources]
+        n_saves = len(saves) + len(cands) - len(keep)
+        restored = set(saves) | (set(cands) - set(keep))
+        extra: list[str] = []
+        if len(pool) < n_saves + extra_temps and len(uses) == 1:
+            extra = [t for t in temps_pool if t in sources
+                     and _helper(a, uses[0], t, restored, set(keep) | dsts, temps_pool, excl_scratch) is not None]
+        full = pool + extra
+        if len(full) < n_saves + extra_temps:
+            continue
+        n_helpers = max(0, n_saves + extra_temps - len(pool))
+        if best is None or (len(keep), -n_helpers) > (len(best[0]), -best[2]):
+            best = (keep, full, n_helpers, restored)
+    helpers: list[tuple] = []
+    if best is not None:
+        keep, temps_pool, n_helpers, restored = best
+        used = temps_pool[:len(saves) + len(cands) - len(keep) + extra_temps]
+        for t in used:
+            h = _helper(a, uses[0], t, restored, set(keep) | dsts, temps_pool, excl_scratch) \
+                if t in set().union(*(reloads[r][2] for r in keep)) else None
+            if h is not None:
+                helpers.append((t, h.reload, h.what))
+    else:
+        keep, temps_pool = cands, [t for t in temps_pool
+                                   if t not in set().union(*(x[2] for x in reloads.values()))] if cands else temps_pool
+    for reg in cands:
+        if reg not in keep:
+            reloads.pop(reg)
+            saves.append(reg)
     if len(set(per_use)) > 1:
         return "the macro body's uses have different registers live across the call"
     if (set(saves) | set(reloads)) & dsts:
         return "the op's result register is live across the call at another use of the macro body"
     clobbered = sorted(clobbered)  # dead after the call at every use (checked on the output)
-    if extra_temps and not agree:
+    if shared and not agree:
         return "out of line, a macro body's uses would need one copy of the code: they use different registers"
     if len(temps_pool) < len(saves) + extra_temps:
         more = " (and one for the return address, out of line)" if extra_temps else ""
@@ -298,10 +408,28 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0) -> PalSite | str:
     if extra_temps:
         ps.ret = temps_pool[len(saves)]
         ps.temps.append(ps.ret)
-    ps.reloads = [(reg, text, what) for reg, (text, what) in sorted(reloads.items())]
+    ps.reloads = [(reg, text, what) for reg, (text, what, _) in sorted(reloads.items())]
+    ps.helpers = helpers
+    ps.late = {reg for reg, (_, _, reads) in reloads.items() if reads & {t for t, _, _ in helpers}}
     ps.arg_regs = [roles.get("src") if c.arg is not None else None for c in calls]
     ps.result_regs = [u.args.get(dst_role) if dst_role else None for u in uses]
     return ps
+
+
+def _helper(a, use, reg: str, restored: set, forbidden: set, temps_pool: list, scratch: set):
+    """How to recompute `reg`, the input of a recomputation, when `reg` holds a saved value across the
+    call (it is a temporary): a pure instruction whose own inputs hold, once the saved registers are
+    back, the values they had at the site (restored ones, or preserved registers that are neither
+    temporaries nor written after the site), e.g. `dep r23=0,r26,0,14` with r26 restored. The input
+    is dead after the site (it is a temporary), and the helper gives it back the very value it had
+    there. None when there is no such instruction."""
+    r = remat_candidate(a, use, reg)
+    if not isinstance(r, Remat) or r.what in REMAT_CRS:
+        return None
+    for x in r.reads:
+        if x in forbidden or (x not in restored and (x in scratch or x in temps_pool or x == "b0")):
+            return None
+    return r
 
 
 def _call_items(ps: PalSite, label: str, canonical: bool = False, keep_b0: bool = False) -> list[str]:
@@ -328,21 +456,26 @@ def _call_items(ps: PalSite, label: str, canonical: bool = False, keep_b0: bool 
         out.append(";;")
         if not rfi:
             out.append(f"{label}:")
+    return out + _restore_items(ps, canonical, keep_b0)
+
+
+def _restore_items(ps: PalSite, canonical: bool = False, keep_b0: bool = False) -> list[str]:
+    """After the last call: restores and recomputations, the result copy, then r29's own restore;
+    last the helpers (they read restored registers) and the recomputations that read them."""
     restores = [f"mov {reg}={tmp}" for reg, tmp in ps.saves if reg != RESULT and not (keep_b0 and reg == "b0")]
-    restores += [text for reg, text, _ in ps.reloads if reg != RESULT]
+    restores += [text for reg, text, _ in ps.reloads if reg != RESULT and reg not in ps.late]
     c = ps.calls[-1]
-    pred, result = pick(c, 0), pick(c, 2)
+    pred, result = (c.canonical[0], c.canonical[2]) if canonical else (c.pred, c.result)
     q = f"({pred}) " if pred not in ("p0", None) else ""
-    tail: list[str] = []
-    if result is not None and result != RESULT:
-        tail.append(f"{q}mov {result}={RESULT}")
-    out += restores + tail
-    if restores or tail:
-        out.append(";;")
+    copy = [f"{q}mov {result}={RESULT}"] if result is not None and result != RESULT else []
+    out = restores + copy + ([";;"] if restores or copy else [])
     last = [f"mov {reg}={tmp}" for reg, tmp in ps.saves if reg == RESULT]
-    last += [text for reg, text, _ in ps.reloads if reg == RESULT]
+    last += [text for reg, text, _ in ps.reloads if reg == RESULT and reg not in ps.late]
     if last:
         out += last + [";;"]
+    if ps.helpers:
+        out += [text for _, text, _ in ps.helpers] + [";;"]
+        out += [text for reg, text, _ in ps.reloads if reg in ps.late] + [";;"]
     return out
 
 
@@ -407,33 +540,42 @@ def model_pal(program, sites: list[PalSite]) -> None:
         del stmts[cut:]
     by_ool = {f"ivtx_pal_ool_{ps.index}": ps for ps in sites if ps.out_of_line}
     table = {c.pal.index: c.pal for ps in sites for c in ps.calls}
-    ends: set[int] = set()
+    ends: dict[int, int | None] = {}  # id of a modelled call's last statement -> its site (None: inline)
     for i in range(len(stmts) - 1, -1, -1):
         s = stmts[i]
         if not (isinstance(s, Instruction) and s.mnemonic.startswith("br.cond") and s.srcs):
             continue
         target = str(getattr(s.srcs[-1], "expr", ""))
         if target in by_ool:
-            ps = by_ool[target]
-            # the out-of-line code saves b0 where a macro-body use puts it back after returning
-            body = [_mov(t, "b0", s.loc, None) for r, t in ps.saves if r == "b0" and ps.ret]
-            for c, reg in zip(ps.calls, ps.arg_regs):
-                if reg is not None and reg != ARG:  # the argument move happens out of line too
-                    body.append(_mov(ARG, reg, s.loc, None))
-                body += _model_call(c.pal, c.pred, s.loc, parse_text)
-            last = ps.calls[-1]
-            if ps.result_regs[0] is not None and ps.result_regs[0] != RESULT:
-                body.append(_mov(ps.result_regs[0], RESULT, s.loc, last.pred))
+            body = []
+            for ps in [by_ool[target]] + by_ool[target].chain:  # a chain: its sites one after the other
+                body += _model_ool(ps, s.loc, parse_text)
+                ends[id(body[-1])] = ps.index
         elif target == ENTRY:
             pal = table.get(_index_before(stmts, i))
             if pal is None:
                 continue
             body = _model_call(pal, s.qp, s.loc, parse_text)
+            ends[id(body[-1])] = None
         else:
             continue
         stmts[i:i + 1] = body
-        ends.add(id(body[-1]))
     program.ivtx_call_ends = ends
+
+
+def _model_ool(ps: PalSite, loc, parse_text) -> list:
+    """What the out-of-line code of one site does, as the self-check sees it."""
+    # the out-of-line code saves what the use puts back after returning: b0 (macro body, return
+    # address in a GR) or everything (tail call)
+    body = [_mov(t, r, loc, None) for r, t in ps.saves if (r == "b0" and ps.ret) or (ps.tail and r != "b0")]
+    for c, reg in zip(ps.calls, ps.arg_regs):
+        if reg is not None and reg != ARG:  # the argument move happens out of line too
+            body.append(_mov(ARG, reg, loc, None))
+        body += _model_call(c.pal, c.pred, loc, parse_text)
+    last = ps.calls[-1]
+    if not ps.tail and ps.result_regs[0] is not None and ps.result_regs[0] != RESULT:
+        body.append(_mov(ps.result_regs[0], RESULT, loc, last.pred))
+    return body
 
 
 def _index_before(stmts, i: int) -> int | None:
@@ -466,21 +608,22 @@ def check_pal(b, tag, check, positions, dead_after, why_live) -> None:
 
     _, ps, w, g = check
     code = b.cfg.code
-    ends = getattr(b.program, "ivtx_call_ends", set())
-    marks = [p for p in positions if id(code[p]) in ends]
+    ends = getattr(b.program, "ivtx_call_ends", {})
+    marks = [p for p in positions if id(code[p]) in ends and ends[id(code[p])] in (None, ps.index)]
     per_use = 1 if ps.out_of_line else len(ps.calls)
     if len(marks) != per_use * len(g.uses):
         raise IvtxInternal(f"self-check: PAL call {ps.index} found {len(marks)} call(s) in the output, "
                            f"expected {per_use * len(g.uses)}")
     for n, k in enumerate(range(per_use - 1, len(marks), per_use)):
         end = marks[k]
-        if ps.out_of_line:  # out of line the site itself only puts b0 back (macro body uses)
-            expect = [(r, t) for r, t in ps.saves if r == "b0" and ps.ret]
-        else:
+        inline = not ps.out_of_line or ps.tail  # where the restores are
+        if inline:
             expect = [(reg, tmp) for reg, tmp in ps.saves]
-        reloads = [] if ps.out_of_line else [reg for reg, _, _ in ps.reloads]
+        else:  # out of line the site itself only puts b0 back (macro body uses)
+            expect = [(r, t) for r, t in ps.saves if r == "b0" and ps.ret]
+        reloads = [reg for reg, _, _ in ps.reloads] if inline else []
         dst = ps.result_regs[n]
-        copy = dst if (dst is not None and dst != RESULT and not ps.out_of_line) else None
+        copy = dst if (dst is not None and dst != RESULT and inline) else None
         p = end + 1
         while p < len(code) and (expect or copy or reloads):
             s = code[p]

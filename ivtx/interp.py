@@ -67,6 +67,7 @@ class Exit:
     target: str | None = None
     pos: int | None = None  # code position of the exiting instruction
     link: object = None
+    return_pos: int | None = None  # a call's return point in this program, when it is code
 
     def key(self) -> tuple:
         return (self.kind, self.target, self.link)
@@ -177,8 +178,9 @@ class Interpreter:
             ctx = Context(self.layout, pos, self)
             self.ops.append(self._compile_pv(s, ctx) if isinstance(s, PvCall) else compile_instruction(s, ctx))
         group = self.cfg.group
-        self.stop_after = [p + 1 >= n or group[p + 1] != group[p] for p in range(n)]
         self.falls_off = [p + 1 >= n or not self.cfg.same_flow(p, p + 1) for p in range(n)]
+        # the group ends after p (a stop, or the end of the code region: leaving it is an exit)
+        self.stop_after = [p + 1 >= n or group[p + 1] != group[p] or self.falls_off[p] for p in range(n)]
         self.continuations = frozenset(self.cfg.continuations)
         self.nested_entry = self.vector_entry(NESTED_VECTOR)
         self.continuation_points = sorted(self.cfg.continuations)  # load positions, in order
@@ -216,10 +218,12 @@ class Interpreter:
         except NotModelled as exc:
             def failing(m, exc=exc):
                 raise exc
+            failing.not_modelled = True
             return failing
         except Exception as exc:
             def failing(m, exc=exc):
                 raise NotModelled(f"{call.name}: native text does not parse ({exc})", call.loc)
+            failing.not_modelled = True
             return failing
         compiled = [[compile_instruction(i, ctx) for i in g] for g in groups]
         closes = [True] * (len(compiled) - 1) + [False]
@@ -315,6 +319,9 @@ class Interpreter:
         m.trace_writes = {}
         try:
             r = self.ops[pos](m)
+        except Fault as f:  # the faulting step is part of the trace: it read something
+            tr.append(Step(pos, statement_text(s), s.loc, reads, {"exit": f"fault {f.kind}"}))
+            raise
         finally:
             committed, m.trace_writes = m.trace_writes, None
         writes = {k: v for k, v in committed.items() if before_pend.get(k) != v}

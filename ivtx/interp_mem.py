@@ -66,14 +66,14 @@ def _load(insn, ctx):
         else:
             value = m.mem.read(a, size)
             nat = bool((m.get("ar.unat") >> ((a >> 3) & 63)) & 1) if fill else False
-        if advanced:
-            m.alat += 1
-            m.touch("alat")
         if inc is not None:
             b, bn = rb(m)
             i, inn = inc(m)
             wb(m, b + i, bn or inn)
         wd(m, value, nat)
+        if advanced:
+            m.alat += 1
+            m.touch("alat")
     return guard(insn, body)
 
 

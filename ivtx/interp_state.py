@@ -133,21 +133,20 @@ class Memory:
 
 
 class Store(dict):
-    """Register values; stacked registers never set are generated from the seed on first use."""
+    """Register values; a register the entry state did not fix is generated (by the entry
+    state's `generate(name) -> (value, nat) | None`) the first time it is read."""
 
-    __slots__ = ("seed", "nat")
+    __slots__ = ("generate", "nat")
 
     def __missing__(self, key: str) -> int:
-        if key[0] == "s":
-            h = mix64(self.seed ^ 0x5354414B ^ mix64(int(key[1:])))
-            if h & 31 == 0:
-                self.nat.add(key)
-            self[key] = h
-            return h
-        if key[0] == "f" and key[1:].isdigit() and 2 <= int(key[1:]) < 128:
-            h = self[key] = (mix64(self.seed ^ 0x4652 ^ int(key[1:])) << 18 | mix64(self.seed ^ int(key[1:]))) & ((1 << 82) - 1)
-            return h
-        raise NotModelled(f"register {key} has no value in the machine model", None)
+        got = self.generate(key) if self.generate is not None else None
+        if got is None:
+            raise NotModelled(f"register {key} has no value in the machine model", None)
+        value, nat = got
+        if nat:
+            self.nat.add(key)
+        self[key] = value
+        return value
 
 
 # --------------------------------------------------------------------------- RSE arithmetic
@@ -227,12 +226,12 @@ class Machine:
     __slots__ = ("v", "nat", "pend", "pend_kind", "pend_psr", "pend_unat", "psr", "bn", "cfm", "sof",
                  "bof", "mem", "tlb", "sys", "crlog", "violations", "hazards", "unser", "alat", "ivr",
                  "files", "touched", "pv_model", "rng", "nested_choice", "nested_count", "steps", "pos",
-                 "interp", "seed", "coverage", "dirty", "trace_writes")
+                 "interp", "seed", "coverage", "dirty", "trace_writes", "serializations")
 
     def __init__(self, values: dict, nats: set, psr: int, cfm: int, bof: int, memory: Memory,
-                 files: dict | None = None, ivr: tuple = (), seed: int = 0):
+                 files: dict | None = None, ivr: tuple = (), seed: int = 0, generate=None):
         self.v = Store(values)
-        self.v.seed = seed
+        self.v.generate = generate
         self.v.nat = self.nat = set(nats)
         self.v["p0"] = 1
         self.pend: dict = {}
@@ -266,6 +265,7 @@ class Machine:
         self.coverage: set | None = None
         self.dirty: set = set()  # physical names ever written (the rest still hold entry values)
         self.trace_writes: dict | None = None  # when tracing: what commits wrote during one step
+        self.serializations: list = []  # (srlz.d / srlz.i, code position): for reports, not compared
 
     # ------------------------------------------------------------------ names
 
@@ -305,7 +305,10 @@ class Machine:
 
     def predicates(self) -> int:
         v = self.v
-        return sum(v[PNAMES[i]] << i for i in range(64))
+        out = 0
+        for i in range(63, 0, -1):
+            out = (out << 1) | v[PNAMES[i]]
+        return (out << 1) | 1
 
     # ------------------------------------------------------------------ writes (pending)
 
@@ -456,9 +459,10 @@ class Machine:
             elif loc == "cfm":
                 out[loc] = self.cfm
             else:
-                value = dict.get(self.v, loc)
-                if value is not None:
-                    out[loc] = value
+                try:
+                    out[loc] = self.v[loc]
+                except NotModelled:
+                    pass
         return out
 
     def data_access(self) -> None:

@@ -31,7 +31,9 @@ def goto(m, ctx, addr: int, kind: str):
     if p is not None:
         return p
     name = ctx.layout.externals.get(addr & ~0xF) or ctx.layout.externals.get(addr)
-    return Exit(kind, name if name is not None else f"{addr:#x}")
+    if name is not None:
+        return Exit(kind, name)
+    return Exit("unknown" if kind == "branch" else kind, f"{addr:#x}")
 
 
 def _direct(insn, ctx):
@@ -103,7 +105,9 @@ def _call(insn, ctx):
         else:
             r = pos if pos is not None else Exit("call", name)
         if isinstance(r, Exit):
-            r.link = ctx.layout.canonical(ret if link == "b0" else m.for_branch("b0"))
+            back = ret if link == "b0" else m.for_branch("b0")  # the callee returns through rp
+            r.link = ctx.layout.canonical(back)
+            r.return_pos = ctx.layout.code_pos(back)
         return r
     return op
 
@@ -222,8 +226,12 @@ def _mov_to_psr(insn, ctx):
 
 @semantics("srlz.d", "srlz.i")
 def _srlz(insn, ctx):
+    """Serialization: PSR changes made in earlier groups are in effect from here on."""
+    kind = insn.mnemonic
+
     def body(m):
         m.unser.clear()
+        m.serializations.append((kind, m.pos))
     return guard(insn, body)
 
 
@@ -281,11 +289,11 @@ def _mov_from_ivr(insn, ctx):
 
     def body(m):
         vec = m.ivr[0] if m.ivr else 15
+        wd(m, vec)  # before the side effect: a bad target faults
         if m.ivr:
             m.ivr = m.ivr[1:]
         m.sys.append(("ivr", vec))
         m.touch("cr.ivr_state")
-        wd(m, vec)
     return guard(insn, body)
 
 

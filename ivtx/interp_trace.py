@@ -88,8 +88,9 @@ def first_divergence(a: RunResult, b: RunResult, diffs: list[Difference]) -> Div
             locs = {n.split("@")[0] for n in set(wa) | set(wb) if wa.get(n) != wb.get(n)}
             writers.append((i, j, locs, _differing("writes", wa, wb), before))
         last_j = j + 1
-    if writers:
-        wi, wj, _, wwhat, wbefore = writers[0]
+    if writers:  # no differing read: blame the last write of a location that differs at the exit
+        at_exit = {d.location.split("@")[0] for d in diffs}
+        wi, wj, _, wwhat, wbefore = next((w for w in reversed(writers) if w[2] & at_exit), writers[0])
         return Divergence(wwhat, sa[wi], sb[wj], wbefore)
     for d in diffs:
         key = d.location

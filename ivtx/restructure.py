@@ -45,6 +45,7 @@ class Fix:
     edits: list = field(default_factory=list)
     records: list = field(default_factory=list)
     reason: str | None = None
+    checks: dict = field(default_factory=dict)  # self-check entries for the inserted code (transform.Plan)
     moved_to: int | None = None  # code position the site now follows (down) or precedes (up)
     moved_dir: int = 0
 
@@ -130,6 +131,7 @@ class Remat:
     source: int  # code position of the defining instruction
     reload: str  # the instruction that recomputes it
     what: str  # "cr.ifa" or "the constant ..."
+    reads: frozenset = frozenset()  # the registers the recomputation reads
 
 
 # Registers whose value changes by itself or through the RSE: never recomputed from.
@@ -206,7 +208,7 @@ def remat_candidate(a, site, reg: str, exclude=frozenset()) -> Remat | str:
             if _writes(a, p, locs[0]):
                 return why + f": {loc} is written again at {code[p].loc.use_site}"
     text = format_statement(s).strip()
-    return Remat(reg, d, text, f"'{statement_text(s)}'")
+    return Remat(reg, d, text, f"'{statement_text(s)}'", frozenset(e.reads))
 
 
 # --------------------------------------------------------------------------- moving the site
@@ -341,9 +343,9 @@ def create_clobbers(a, g, files, need_gr: int, need_pr: int, catalog=None, mode:
         moved = _try_move(a, site, need_gr, need_pr)
         if moved is not None:
             to, direction, gr, pr, text = moved
-            return Fix(gr, pr, [], [Restructuring("move", name, f"the site moves {text}",
-                                                  "enough registers are free there and nothing between depends "
-                                                  "on it", region)], None, to, direction)
+            record = Restructuring("move", name, f"the site moves {text}",
+                                   "enough registers are free there and nothing between depends on it", region)
+            return Fix(gr, pr, records=[record], moved_to=to, moved_dir=direction)
         why_not.append("move: blocked by a dependence (an operand, a CR, memory/TLB, a stop-sensitive "
                        "instruction or a dv_serialize directive) before enough registers are free")
     # 4. save/restore: predicates through a GR
@@ -352,8 +354,12 @@ def create_clobbers(a, g, files, need_gr: int, need_pr: int, catalog=None, mode:
         if spare:
             n = spare[0]
             fix.edits.extend(insert_before(a, files, g, [f"mov {n}=pr"], leading_stop=True))
-            fix.edits.extend(insert_after(a, files, g, [";;", f"mov pr={n},-1", ";;"],
-                                          comment="ivtx: predicates restored"))
+            restore = insert_after(a, files, g, [";;", f"mov pr={n},-1", ";;"], comment="ivtx: predicates restored")
+            tag = ("after", id(restore[-1]))
+            restore[-1].tag = tag
+            fix.checks[tag] = ("after", lambda s, n=n: getattr(s, "mnemonic", "") == "mov" and
+                               str(s.dests[0]) == "pr" and str(s.srcs[0]) == n, [n], f"the predicate restore from {n}")
+            fix.edits.extend(restore)
             fix.records.append(Restructuring(
                 "save-restore", name, f"the predicates are saved in {n} before the site and restored after it",
                 f"{g.op.name} needs {need_pr} predicate clobber(s) and none is free; {n} is free on both sides",

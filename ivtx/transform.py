@@ -381,6 +381,8 @@ class Plan:
     # tag -> what the self-check verifies at the places the tagged edit expands to
     checks: dict = field(default_factory=dict)
     rewrite: object = None  # program -> None: the self-check's model of the calls (emit_call)
+    # tag -> tag whose output lines hold its code (a site whose calls run in another site's sequence)
+    aliases: dict = field(default_factory=dict)
 
 
 def _existing_pvcalls(a, res: TransformResult, kinds) -> None:
@@ -449,6 +451,7 @@ def _plan_macro(a, groups: list[SiteGroup], files: SourceFiles, res: TransformRe
                 continue
             res.restructurings.extend(fix.records)
             extra = fix.edits
+            plan.checks.update(fix.checks)
             gr, pr = fix.free_gr, fix.free_pr
             moved_to, moved_dir = fix.moved_to, fix.moved_dir
         else:
@@ -630,14 +633,22 @@ def _check_output(b, plan: Plan, where: dict, renamed: dict) -> None:
     for p, s in enumerate(b.cfg.code):
         at.setdefault((os.path.abspath(s.loc.file), s.loc.line), []).append(p)
     for tag, check in plan.checks.items():
-        if tag not in where:
+        at_tag = plan.aliases.get(tag, tag)
+        if at_tag not in where:
             raise IvtxInternal(f"self-check: emitted text {tag} not found in the output")
-        file, lo, hi = where[tag]
+        file, lo, hi = where[at_tag]
         line = lo
         out_file = os.path.abspath(renamed.get(os.path.abspath(file), file))
         positions = sorted(p for ln in range(lo, hi + 1) for p in at.get((out_file, ln), []))
         kind = tag[0]
-        if kind == "macro":
+        if kind == "after":  # inserted code whose temporaries must be dead once it has run
+            _, match, regs, what = check
+            hits = [p for p in positions if match(b.cfg.code[p])]
+            if not hits:
+                raise IvtxInternal(f"self-check: {what} not found in the output at {file}:{line}")
+            for p in hits:
+                _dead_after(b, p, regs, f"{what} at {file}:{line}", why_live)
+        elif kind == "macro":
             op, clobbers, g = check
             hits = [p for p in positions if isinstance(b.cfg.code[p], PvCall) and b.cfg.code[p].name == op]
             if len(hits) != len(g.uses):
@@ -667,14 +678,28 @@ def _dead_after(b, pos: int, regs: list[str], what: str, why_live) -> None:
             raise IvtxInternal(f"self-check: {what}: {r} is live in the output ({proof.describe(b.cfg)})")
 
 
+def _sizes(program: Program, mode: str):
+    """Region sizes of `program`, measured on a copy whose `.org` directives are `.align 256`:
+    every entry keeps its alignment (so its bundling), and one overflowing vector does not make
+    the assembler reject the whole file, which would leave only estimates (ivtx.sizes)."""
+    from dataclasses import replace as copy
+
+    from .ir import Directive, Imm, Num
+    from .layout import regions
+    from .sizes import region_sizes
+
+    align = Directive(".align", (Imm(Num(256), 256),), None)
+    stmts = [copy(align, loc=s.loc) if isinstance(s, Directive) and s.name == ".org" else s
+             for s in program.statements]
+    return region_sizes(Program(program.path, stmts, []), regions(program), mode=mode)
+
+
 def _vector_sizes(cache: dict, after: Program, mode: str) -> list[VectorSize]:
     """Bytes of every region before and after (ivtx.sizes: exact from the object file when the
     assembler is there, else estimated), matched by region name."""
-    from .sizes import region_sizes
-
     if "before sizes" not in cache:
-        cache["before sizes"] = region_sizes(cache["before"], mode=mode)
-    sb, sa = cache["before sizes"], region_sizes(after, mode=mode)
+        cache["before sizes"] = _sizes(cache["before"], mode)
+    sb, sa = cache["before sizes"], _sizes(after, mode)
     after_by = {rs.region.name: rs for rs in sa.regions}
     out = []
     for rs in sb.regions:

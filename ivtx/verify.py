@@ -6,8 +6,9 @@ convention; both programs run to their exits (ivtx.interp).  They agree when the
 the same kind and target and, at the exit, the same values in every location the exit's
 summary in the convention file reads (`rfi`: the interrupted context plus cr.ipsr/iip/ifs;
 `page_fault`: the context without the predicates, plus bank-0 r31 ...; a C call: the
-software-convention live-ins plus b0; an unknown target: everything), the same PSR at a
-branch or call, the same memory (every word either run wrote), the same TLB log and system
+software-convention live-ins, b0, and what is live where the callee returns, by that
+symbol's summary or by the liveness analysis of the native program; an unknown target:
+everything), the same PSR at a branch or call, the same memory (every word either run wrote), the same TLB log and system
 events, the same final values in every control register either run wrote, and no dependency
 violation or unserialized access that only the transformed run has.
 
@@ -26,6 +27,7 @@ from . import regs
 from .conventions import ExitPolicy, all_register_locations, load_policy
 from .entrystate import EntryState, random_entry
 from .interp import Exit, Interpreter, RunResult
+from .interp_state import NotModelled
 from .interp_trace import Divergence, first_divergence, fmt_value
 from .ir import Program, PvCall, Reg
 
@@ -113,24 +115,36 @@ def _exit(e: Exit | None) -> str:
 # --------------------------------------------------------------------------- observing a run
 
 
-def exit_locations(ex: Exit, policy: ExitPolicy) -> frozenset[str] | str:
-    """Register locations the exit observes (ALL = everything); see the module docstring."""
+def exit_locations(ex: Exit, policy: ExitPolicy, live_at=None) -> frozenset[str] | str:
+    """Register locations the exit observes (ALL = everything); see the module docstring.
+
+    At a call, the callee's live-ins, b0 (where it returns) and what is live where it returns:
+    a symbol's summary (ia64_leave_kernel), or for a return into the file what the liveness
+    analysis says is live there (`live_at(code position)`, None when unknown)."""
+    if ex.kind == "call":
+        s = policy.call(ex.target)
+        link = ex.link if isinstance(ex.link, str) else ""
+        if link.startswith("&"):
+            after = policy.symbol(link[1:])
+            after = _EVERYTHING if after.everything else after.live_in
+        elif ex.return_pos is not None and live_at is not None:
+            after = live_at(ex.return_pos)
+        else:
+            after = _EVERYTHING
+        if s.everything or after == _EVERYTHING:
+            return _EVERYTHING
+        return s.live_in | after | {"psr", "b0"}
     if ex.kind == "rfi":
         s = policy.rfi
     elif ex.kind == "branch":
         s = policy.symbol(ex.target)
-    elif ex.kind == "call":
-        s = policy.call(ex.target)
     elif ex.kind == "fault":
         return frozenset()  # fatal with psr.ic=0: the exit itself and memory/TLB are compared
     else:
         return _EVERYTHING
     if s.everything:
         return _EVERYTHING
-    extra = {"psr"} if ex.kind != "rfi" else set()
-    if ex.kind == "call":
-        extra.add("b0")  # where the callee returns
-    return s.live_in | extra
+    return s.live_in | ({"psr"} if ex.kind == "branch" else set())
 
 
 def location_value(m, loc: str):
@@ -160,19 +174,26 @@ def location_value(m, loc: str):
         return m.alat
     if loc[0] in "pf":
         return m.v[loc]
-    return dict.get(m.v, loc)
+    return _register(m, loc)
 
 
-def compare(a: RunResult, b: RunResult, policy: ExitPolicy) -> list[Difference]:
-    """Everything the interrupted context can observe, native run `a` vs transformed run `b`."""
+def _register(m, name: str):
+    """A register's value (generated on first use like any read); None if the model has none."""
+    try:
+        return m.v[name]
+    except NotModelled:
+        return None
+
+
+def compare(a: RunResult, b: RunResult, policy: ExitPolicy, live_at=None) -> list[Difference]:
+    """Everything the interrupted context can observe, native run `a` vs transformed run `b`.
+    `live_at(pos)`: the native program's live locations at a code position (ivtx.liveness)."""
     ea, eb = a.exit, b.exit
-    ka = (ea.kind, ea.target, ea.link)
-    kb = (eb.kind, eb.target, eb.link)
-    if ka != kb:
+    if ea.key() != eb.key():
         return [Difference("exit", ea.describe(), eb.describe())]
     ma, mb = a.machine, b.machine
     diffs: list[Difference] = []
-    locs = exit_locations(ea, policy)
+    locs = exit_locations(ea, policy, live_at)
     names = _ALL_SET if locs == _EVERYTHING else locs
     dirty = ma.dirty | mb.dirty  # a location neither run wrote still holds the shared entry value
     for loc in sorted(_candidates(names, dirty, ma, mb)):
@@ -193,8 +214,8 @@ def compare(a: RunResult, b: RunResult, policy: ExitPolicy) -> list[Difference]:
     if ma.sys != mb.sys:
         diffs.append(Difference("system events", ma.sys, mb.sys))
     for cr in sorted({c for c, _ in ma.crlog} | {c for c, _ in mb.crlog}):
-        if cr not in names and dict.get(ma.v, cr) != dict.get(mb.v, cr):
-            diffs.append(Difference(cr, dict.get(ma.v, cr), dict.get(mb.v, cr)))
+        if cr not in names and _register(ma, cr) != _register(mb, cr):
+            diffs.append(Difference(cr, _register(ma, cr), _register(mb, cr)))
     for what, la, lb in (("dependency violation", ma.violations, mb.violations),
                          ("unserialized access", ma.hazards, mb.hazards)):
         extra = sorted({e[:2] for e in lb} - {e[:2] for e in la})
@@ -281,15 +302,32 @@ def _interp(p, policy: ExitPolicy) -> Interpreter:
     return p if isinstance(p, Interpreter) else Interpreter(p, nested_summary=policy.nested)
 
 
+def live_locations(interp: Interpreter, policy: ExitPolicy):
+    """`live_at(pos)`: the locations live right before code position `pos` of the program,
+    by ivtx.liveness (solved on first use)."""
+    solved = []
+
+    def live_at(pos: int) -> frozenset[str]:
+        if not solved:
+            from .liveness import solve
+
+            solved.append(solve(interp.cfg, policy))
+        live = solved[0]
+        return frozenset(live.names(live.live_before(pos)))
+    return live_at
+
+
 def verify(native: Program, transformed: Program, trials: int = 200, seed: int = 0, handler: str | None = None,
            *, policy: ExitPolicy | None = None, pv_model=None, explain: bool = True, offsets=None,
-           coverage: bool = False) -> VerifyResult:
+           coverage: bool = False, native_pv_model=None) -> VerifyResult:
     """Compare `native` and `transformed` on every vector handler (or `handler`: a name or an
     offset like 0x1400; `offsets`: a set of offsets).  `pv_model` (e.g. scribbling_model)
-    runs the transformed program's pv calls; the native program's run natively."""
+    runs the transformed program's pv calls; the native program's run natively unless
+    `native_pv_model` says otherwise."""
     t0 = time.perf_counter()
     policy = policy or load_policy()
     ni, ti = _interp(native, policy), _interp(transformed, policy)
+    live_at = live_locations(ni, policy)
     tvec = {r.offset: pos for r, pos in ti.vectors()}  # matched by IVT offset
     out = VerifyResult([])
     for region, npos in ni.vectors():
@@ -306,16 +344,17 @@ def verify(native: Program, transformed: Program, trials: int = 200, seed: int =
             continue
         for t in range(trials):
             state = random_entry(random.Random(f"{seed}:{region.offset}:{t}"), region.offset)
-            a = run_one(ni, state, npos, None, coverage=h.covered)
+            a = run_one(ni, state, npos, native_pv_model, coverage=h.covered)
             b = run_one(ti, state, tpos, pv_model)
             nm = a.not_modelled or b.not_modelled
             if nm is not None:
                 h.not_modelled = f"{'native' if a.not_modelled else 'transformed'}: {nm}"
                 break
             h.trials += 1
-            diffs = compare(a, b, policy)
+            diffs = compare(a, b, policy, live_at)
             if diffs:
-                h.mismatch = _explain(ni, ti, state, npos, tpos, policy, pv_model, t, a, b, diffs) if explain else \
+                h.mismatch = _explain(ni, ti, state, npos, tpos, (policy, live_at), pv_model, t, diffs,
+                                      native_pv_model) if explain else \
                     Mismatch(t, a.exit, b.exit, diffs, state.nonzero(), entry=state)
                 break
             h.agreed += 1
@@ -332,33 +371,37 @@ def check_state(native, transformed, state: EntryState, offset: int, policy: Exi
     ni, ti = _interp(native, policy), _interp(transformed, policy)
     a = run_one(ni, state, ni.vector_entry(offset))
     b = run_one(ti, state, ti.vector_entry(offset), pv_model)
-    return compare(a, b, policy)
+    return compare(a, b, policy, live_locations(ni, policy))
 
 
 # --------------------------------------------------------------------------- explaining a mismatch
 
 
-def _explain(ni, ti, state, npos, tpos, policy, pv_model, trial, a, b, diffs) -> Mismatch:
-    small = shrink(ni, ti, state, npos, tpos, policy, pv_model)
-    ta = run_one(ni, small, npos, None, trace=True)
+def _explain(ni, ti, state, npos, tpos, observer, pv_model, trial, diffs, native_pv_model=None) -> Mismatch:
+    """`observer`: (policy, live_at), what compare needs."""
+    small = shrink(ni, ti, state, npos, tpos, observer, pv_model, native_pv_model=native_pv_model)
+    ta = run_one(ni, small, npos, native_pv_model, trace=True)
     tb = run_one(ti, small, tpos, pv_model, trace=True)
-    if ta.not_modelled or tb.not_modelled or not compare(ta, tb, policy):
-        ta, tb, small = run_one(ni, state, npos, None, trace=True), run_one(ti, state, tpos, pv_model, trace=True), state
-    sdiffs = compare(ta, tb, policy) or diffs
+    if ta.not_modelled or tb.not_modelled or not compare(ta, tb, *observer):
+        small = state
+        ta, tb = run_one(ni, state, npos, native_pv_model, trace=True), run_one(ti, state, tpos, pv_model, trace=True)
+    sdiffs = compare(ta, tb, *observer) or diffs
     div = first_divergence(ta, tb, sdiffs)
     return Mismatch(trial, ta.exit, tb.exit, sdiffs, small.nonzero(), div, small)
 
 
-def shrink(ni, ti, state: EntryState, npos: int, tpos: int, policy, pv_model, budget: int = 4000) -> EntryState:
-    """Reset entry locations to zero, in halving chunks, while the runs still disagree."""
+def shrink(ni, ti, state: EntryState, npos: int, tpos: int, observer, pv_model, budget: int = 4000,
+           native_pv_model=None) -> EntryState:
+    """Reset entry locations to zero, in halving chunks, while the runs still disagree
+    (`observer`: compare's (policy, live_at))."""
     runs = [0]
 
     def fails(s: EntryState) -> bool:
         runs[0] += 1
-        a, b = run_one(ni, s, npos), run_one(ti, s, tpos, pv_model)
+        a, b = run_one(ni, s, npos, native_pv_model), run_one(ti, s, tpos, pv_model)
         if a.not_modelled or b.not_modelled:
             return False
-        return bool(compare(a, b, policy))
+        return bool(compare(a, b, *observer))
 
     keys = sorted(state.nonzero())
     cur = state
@@ -448,10 +491,10 @@ def _reaching(cfg, pos: int) -> set[int]:
 
 def inject_clobber_faults(analysis, trials: int = 200, seed: int = 0, policy: ExitPolicy | None = None) -> InjectionReport:
     """Issue 6 must-show 2: at every pv-call site, replace a clobber argument by a register the
-    liveness says is live after the site, run verify with the scribbling hypervisor model on
-    the handlers that reach the site, and record whether the mismatch was caught.  The
-    unmodified program against itself under the same model is the baseline (it proves the
-    clobbers written in the source dead on the states tried)."""
+    liveness says is live after the site, run both programs with the scribbling hypervisor
+    model on the handlers that reach the site, and record whether the mismatch was caught.
+    The unmodified program run natively against itself under the model is the baseline (it
+    proves the clobbers written in the source dead on the states tried)."""
     from dataclasses import replace as dc_replace
 
     from .printer import statement_text
@@ -494,8 +537,10 @@ def inject_clobber_faults(analysis, trials: int = 200, seed: int = 0, policy: Ex
         stmts[cfg.stmt_index[site.pos]] = dc_replace(call, args=tuple(args))
         mutated = Program(program.path, stmts)
         offsets = _reaching(cfg, site.pos)
+        # both sides under the scribbling model: the same scribbles, but for the one register
+        # swapped in, so a difference is that register's doing (even where the baseline differs)
         result = verify(native, mutated, trials, seed, policy=policy, pv_model=scribbling_model, explain=False,
-                        offsets=offsets)
+                        offsets=offsets, native_pv_model=scribbling_model)
         bad = result.mismatches
         inj.caught = bool(bad)
         if bad:

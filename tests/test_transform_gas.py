@@ -151,12 +151,17 @@ def test_macro_output_assembles_to_the_same_bytes(src, config, tmp_path):
 RENDERINGS = {"pvops-call": ["--convention", "pvops", "--render", "call"],
               "pal-static": ["--convention", "pal-static"]}
 ALL = sorted(SAMPLES.glob("*.S"))
-# Sites these conventions cannot be given what they need (each reason is asserted): the
-# unfixable sample everywhere; under PAL-static the tight sample's itc.d, where nine values sit in
-# registers the callee may clobber and no preserved register is free.
-UNRESOLVED = {("ivt_unfixable.S", "pvops-call"): "too few registers for the op's clobbers",
-              ("ivt_unfixable.S", "pal-static"): "9 register(s) live across the call",
-              ("ivt_tight.S", "pal-static"): "live across the call"}
+# What these conventions cannot do (each reason is asserted; None: every configuration):
+# - the unfixable sample, everywhere;
+# - PAL-static, tight sample: at the itc.d five values sit in registers the callee may clobber
+#   (b0, r27, r28, r30, r31) and no preserved register is free to hold them;
+# - PAL-static, ivt_tlb.S with CONFIG_SMP: at the vhpt_miss inserts b0, r26, r28 and r31 must
+#   survive the call and only three preserved registers are free (r24 could be recomputed, but
+#   only from r23, which is then no longer a free temporary).
+UNRESOLVED = {("ivt_unfixable.S", "pvops-call", None): "too few registers for the op's clobbers",
+              ("ivt_unfixable.S", "pal-static", None): "9 register(s) live across the call",
+              ("ivt_tight.S", "pal-static", None): "5 register(s) live across the call (b0, r27, r28, r30, r31)",
+              ("ivt_tlb.S", "pal-static", "smp"): "4 register(s) live across the call (b0, r26, r28, r31)"}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=list(CONFIGS))
@@ -164,7 +169,7 @@ UNRESOLVED = {("ivt_unfixable.S", "pvops-call"): "too few registers for the op's
 @pytest.mark.parametrize("src", ALL, ids=[p.name for p in ALL])
 def test_call_outputs_assemble_silently_and_fit_their_slots(src, rendering, config, tmp_path, capsys):
     defines = CONFIGS[config]
-    expected = UNRESOLVED.get((src.name, rendering))
+    expected = UNRESOLVED.get((src.name, rendering, None)) or UNRESOLVED.get((src.name, rendering, config))
     if expected is not None:
         from ivtx.cli import main
 
@@ -176,9 +181,12 @@ def test_call_outputs_assemble_silently_and_fit_their_slots(src, rendering, conf
         assert expected in capsys.readouterr().err
         assert not (tmp_path / "out.S").exists()
         return
-    report, obj, err = transform_and_assemble(src, defines, tmp_path, *RENDERINGS[rendering], "--sizes", "exact")
+    # gas rejects a vector that overflows its slot (".org backwards"), so silence is the check;
+    # the default configuration also measures every vector from the object file
+    sizes = "exact" if config == "default" else "estimate"
+    report, obj, err = transform_and_assemble(src, defines, tmp_path, *RENDERINGS[rendering], "--sizes", sizes)
     assert err == "", f"{src.name} [{rendering}, {config}]:\n{err}"
     vectors = [v for v in report["vectors"] if v["slot"]]
-    assert vectors and all(v["exact"] for v in vectors)
+    assert vectors and all(v["exact"] == (config == "default") for v in vectors)
     over = [(v["name"], v["after"], v["slot"]) for v in vectors if v["before"] <= v["slot"] < v["after"]]
     assert not over

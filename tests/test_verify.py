@@ -69,7 +69,8 @@ def test_the_bad_pv_sample_live_clobber_is_caught_at_its_call():
     div = bad.mismatch.divergence
     assert div.native.loc.use_site.line == 43 and "ITC_I" in div.native.text
     assert "r31@0" in div.reason and ":54:" in div.reason
-    assert any(d.location.startswith("p") for d in bad.mismatch.differences)  # pr restored from r31
+    # pr restored from the scribbled r31: other predicates, or a NaT-consumption fault
+    assert any(d.location.startswith("p") or d.location == "exit" for d in bad.mismatch.differences)
 
 
 # --------------------------------------------------------------------------- (b) broken programs disagree
@@ -132,6 +133,12 @@ def test_the_exit_summary_decides_what_is_compared():
     assert "r31@0" in exit_locations(Exit("branch", "page_fault"), policy)
     assert "p6" in exit_locations(Exit("rfi"), policy)
     assert "r24@0" not in exit_locations(Exit("rfi"), policy)
+    # a C call: the callee's live-ins, b0 and what its return point reads (ia64_leave_kernel: r8)
+    call = exit_locations(Exit("call", "ia64_fault", link="&ia64_leave_kernel"), policy)
+    assert {"r32", "b0", "psr", "r8"} <= call and "r16@0" not in call
+    assert exit_locations(Exit("call", "ia64_fault", link=0x1234), policy) == "@all"
+    into_file = exit_locations(Exit("call", "ia64_fault", link="@x", return_pos=7), policy, lambda p: {"r20@0"})
+    assert "r20@0" in into_file and "r8" not in into_file
     pairs = (
         ("\tcmp.eq p6,p0=r0,r16\n\t;;\n\tbr.sptk.many page_fault\n",
          "\tcmp.eq p6,p0=r0,r0\n\t;;\n\tbr.sptk.many page_fault\n", True),
