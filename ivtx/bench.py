@@ -402,13 +402,17 @@ def run_bench(files: list[str], opts, sizes: list[int], repeat: int, progress=No
               "process": [], "cost": []}
     if not SAMPLES_DIR.is_dir():
         result["note"] = f"bundled samples not found ({SAMPLES_DIR}): only the given files are measured"
-    if inputs:
-        run_stages(inputs[0], opts, emit)  # warm-up: grammar, tables, catalog patterns
-    for path in inputs:
-        if progress:
-            progress(f"stages: {Path(path).name}")
-        result["inputs"].append(measure_input(path, opts, repeat, emit))
     with tempfile.TemporaryDirectory(prefix="ivtx-bench-") as work:
+        warm = inputs[0] if inputs else os.path.join(work, "warm-up.S")
+        if not inputs:
+            from .synth import generate
+
+            Path(warm).write_text(generate(1, seed=1 << 20))
+        run_stages(warm, opts, emit)  # warm-up: grammar, tables, catalog patterns
+        for path in inputs:
+            if progress:
+                progress(f"stages: {Path(path).name}")
+            result["inputs"].append(measure_input(path, opts, repeat, emit))
         if sizes:
             result["scaling"] = scaling(sizes, opts, repeat, work, emit, progress=progress)
         for path in files:
@@ -457,6 +461,8 @@ def render(result: dict, color: bool | None = None) -> str:
     for i in result["inputs"]:
         t.add_row(Path(i["file"]).name, str(i["statements"]), *(_ms(i["stages"].get(s)) for s in cols))
     con.print(t)
+    if result.get("note"):
+        con.print(result["note"])
     if not result["transform"]:
         con.print("emit: skipped (ivtx.transform is not installed)")
     sc = result.get("scaling")

@@ -274,12 +274,23 @@ def build_cfg(program: Program) -> CFG:
         add_edge(node, bid, "nested-return")
         graph.nodes[node]["kind"] = "nested"
 
+    # A nested miss enters the nested vector of the table in force (cr.iva): a file with
+    # several tables returns from each table's vector only to that table's continuations.
+    # Continuations outside any table may run under any of them.
+    by_table: dict = {}
+    for load in cfg.continuations:
+        reg = blocks[block_of[load]].region
+        by_table.setdefault(reg.table if reg is not None else None, []).append(load)
     for rb in cfg.nested_returns:
-        if not cfg.continuations:
+        reg = blocks[rb].region
+        table = reg.table if reg is not None else None
+        loads = by_table.get(None, []) + (by_table.get(table, []) if table is not None
+                                          else [x for t, ls in by_table.items() if t is not None for x in ls])
+        if not loads:
             add_edge(rb, ("unknown", blocks[rb].last), "unknown")
             cfg.unresolved.append(Unresolved(blocks[rb].last, code[blocks[rb].last].loc,
                                              "nested-miss return through r30, but no continuation in this file"))
-        for load in cfg.continuations:
+        for load in loads:
             add_edge(rb, block_of[load], "nested-return")
 
     for n in graph.nodes:

@@ -31,6 +31,8 @@ RULES = {
     "uncatalogued": ("A sensitive instruction with no pv op in the catalog", "warning"),
     "switched": ("A privileged instruction inside a macro that is replaced as a whole per hypervisor", "note"),
     "unresolved-flow": ("Control flow ivtx cannot follow: everything is treated as live there", "note"),
+    "claimed-free": ("A clobber is dead only because of a claim in the convention file "
+                     "([unresolved_calls]), which ivtx cannot check", "note"),
 }
 CLOBBER_CODES = ("live-clobber", "clobber-operand", "clobber-duplicate", "clobber-constant",
                  "clobber-frame", "bank-unknown")
@@ -109,9 +111,14 @@ def run_check(a, strict: bool = False) -> CheckResult:
         found = _check_call(a, site)
         roles = [r for r in site.args if site.op.role_kind(r) in ("clob", "pclob")]
         clobbers += len(roles)
-        bad += len({f.role for f in found})
+        bad += len({f.role for f in found if f.code in CLOBBER_CODES})
         out += found
+    claimed = a.policy.unresolved_calls
     for u in cfg.unresolved:
+        if claimed is not None and u.reason.startswith("br.call"):
+            out.append(Finding("note", "unresolved-flow", f"{u.reason}; treated as a call that {claimed.claim}",
+                               u.loc))
+            continue
         out.append(Finding("note", "unresolved-flow", f"{u.reason}; everything is treated as live there", u.loc))
     return CheckResult(out, pv_sites, clobbers, bad)
 
@@ -153,6 +160,8 @@ def _check_call(a, site) -> list[Finding]:
                 out.append(Finding("error", "bank-unknown", f"{head}: the register bank at this site is unknown, "
                                    f"so {val} cannot be proved dead", s.loc, role=role))
             continue
+        if val in site.claims:  # dead, but only by a convention-file claim: say so
+            out.append(Finding("note", "claimed-free", f"{head}: {site.claims[val]}", s.loc, role=role))
         for loc in locs:
             proof = why_live(cfg, live, site.pos + site.length - 1, loc)
             if proof is None:

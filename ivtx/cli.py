@@ -184,16 +184,18 @@ def cmd_check(args) -> int:
 
 def cmd_bench(args) -> int:
     """Speed, scaling and pv-output cost (ivtx.bench); the table to stdout, JSON to --json."""
-    from .bench import render, run_bench
+    from .bench import bench_inputs, render, run_bench
+    from .pipeline import read_source
 
     for f in args.files:
-        from .pipeline import read_source
-
         read_source(f)
+    inputs = bench_inputs(args.files)
+    if args.json and any(Path(i).resolve() == Path(args.json).resolve() for i in inputs):
+        raise IvtxError(f"refusing to overwrite the input file {args.json}", None)  # before minutes of work
     result = run_bench(args.files, _options(args), args.sizes, args.repeat,
                        progress=lambda msg: print(f"ivtx bench: {msg}", file=sys.stderr, flush=True))
     if args.json:
-        write_output(args.json, json.dumps(result, indent=2) + "\n", args.files)
+        write_output(args.json, json.dumps(result, indent=2) + "\n", inputs)
     sys.stdout.write(render(result, color=_color(args)))
     return EXIT_OK
 
@@ -505,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import gc
+
+    # the analysis allocates many small long-lived objects: fewer young-generation
+    # collections cut the time on large inputs by about a fifth (measured by the bench)
+    gc.set_threshold(50_000, 20, 20)
     parser = build_parser()
     args = parser.parse_args(argv)
     _held_warnings.clear()

@@ -93,6 +93,7 @@ class Summary:
     live_in: frozenset[str]
     clobbers: frozenset[str] = frozenset()
     origin: str = ""  # where the summary came from, for reports
+    claim: str | None = None  # a claim the user made about code ivtx cannot see ([unresolved_calls])
 
     @property
     def everything(self) -> bool:
@@ -107,6 +108,8 @@ class ExitPolicy:
     symbols: dict[str, Summary] = field(default_factory=dict)
     c_functions: dict[str, Summary] = field(default_factory=dict)
     source: str = "conventions.toml"
+    # [unresolved_calls]: the summary every untraced br.call gets (None: everything is live there)
+    unresolved_calls: Summary | None = None
 
     def symbol(self, name: str) -> Summary:
         """Summary for a branch to `name` outside the file; unknown = everything live."""
@@ -123,20 +126,51 @@ class ExitPolicy:
     def call(self, name: str | None) -> Summary:
         """Summary for `br.call` to `name` (None: the target was not resolved)."""
         if name is None:
+            if self.unresolved_calls is not None:
+                return self.unresolved_calls
             return Summary("?", frozenset({"@all"}),
                            origin="br.call target not traced to a label (no summary applies): everything is live")
         return self.symbol(name)
+
+    def without_claims(self) -> "ExitPolicy":
+        """The same policy without the [unresolved_calls] claim (what ivtx would prove alone)."""
+        from dataclasses import replace
+
+        return replace(self, unresolved_calls=None)
 
     def add(self, summary: Summary) -> None:
         self.symbols[summary.name] = summary
 
 
-def parse_conventions(text: str, source: str) -> ExitPolicy:
+def _load_toml(text: str, source: str) -> dict:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise IvtxError(f"bad convention file: {exc}", Loc(source, 1)) from None
-    known = {"context", "rfi", "nested", "symbol", "calling_convention"}
+
+
+def _extend(data: dict, source: str) -> dict:
+    """`extends = "default"`: the shipped file, with this file's sections on top. A [symbol.X] or
+    [calling_convention.X] table replaces the default's table of that name; any other key or table
+    (context, rfi, nested, unresolved_calls) replaces the default's."""
+    base = data.pop("extends")
+    if base != "default":
+        raise IvtxError(f"{source}: extends = {base!r}: only \"default\" (the shipped convention file) can be "
+                        "extended", Loc(source, 1))
+    out = _load_toml(_default_text(), "conventions.toml")
+    for key, value in data.items():
+        if key in ("symbol", "calling_convention") and isinstance(value, dict):
+            out.setdefault(key, {}).update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_conventions(text: str, source: str) -> ExitPolicy:
+    data = _load_toml(text, source)
+    if "extends" in data:
+        data = _extend(data, source)
+    known = {"context", "rfi", "nested", "symbol", "calling_convention", "unresolved_calls"}
     for key in data:
         if key not in known:
             raise IvtxError(f"{source}: unknown section '{key}' (known: {', '.join(sorted(known))})", Loc(source, 1))
@@ -155,11 +189,33 @@ def parse_conventions(text: str, source: str) -> ExitPolicy:
     policy = ExitPolicy(frozenset(context), rfi, nested, source=source)
     for name, table in data.get("symbol", {}).items():
         policy.symbols[name] = summ(name, table, f"symbol.{name}")
+    conventions: dict[str, Summary] = {}
     for conv, table in data.get("calling_convention", {}).items():
-        s = summ(conv, table, f"calling_convention.{conv}")
+        s = conventions[conv] = summ(conv, table, f"calling_convention.{conv}")
         for fn in table.get("functions", []):
             policy.c_functions[fn] = Summary(fn, s.live_in, s.clobbers, origin=f"{source} [calling_convention.{conv}]")
+    if "unresolved_calls" in data:
+        policy.unresolved_calls = _unresolved_calls(data["unresolved_calls"], conventions, source)
     return policy
+
+
+def _unresolved_calls(table, conventions: dict[str, Summary], source: str) -> Summary:
+    """[unresolved_calls] convention = "c": every br.call whose target ivtx cannot trace (`br.call
+    b6=b6` through a table) follows that calling convention. A claim the user makes about their
+    code; every register it frees is reported with it (ivtx.claims)."""
+    if not isinstance(table, dict) or set(table) != {"convention"} or not isinstance(table["convention"], str):
+        raise IvtxError(f"{source}: [unresolved_calls] takes one key, convention = \"NAME\" (a "
+                        "[calling_convention.NAME] of the file)", Loc(source, 1))
+    name = table["convention"]
+    if name not in conventions:
+        known = ", ".join(sorted(conventions)) or "none"
+        raise IvtxError(f"{source}: [unresolved_calls] convention = \"{name}\": no [calling_convention.{name}] "
+                        f"(known: {known})", Loc(source, 1))
+    conv = conventions[name]
+    claim = f"follows the {name.upper() if len(name) == 1 else name} conventions (your claim in {source})"
+    return Summary("?", conv.live_in, conv.clobbers, claim=claim,
+                   origin=f"br.call target not traced; {source} [unresolved_calls] claims it follows "
+                          f"[calling_convention.{name}]")
 
 
 @lru_cache(maxsize=1)

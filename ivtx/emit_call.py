@@ -205,7 +205,7 @@ def _alloc(g, need_gr: int, need_pr: int, free_gr: list[str], free_pr: list[str]
 
 def plan_calls(a, groups, files: SourceFiles, res, catalog, out_of_line: frozenset = frozenset()):
     from .restructure import create_clobbers
-    from .transform import Plan, Restructuring, UnresolvedSite, region_name, site_name
+    from .transform import Plan, Restructuring, UnresolvedSite, region_name, site_name, unknown_note
 
     plan = Plan()
     label = local_label(a.cfg.program)
@@ -243,7 +243,8 @@ def plan_calls(a, groups, files: SourceFiles, res, catalog, out_of_line: frozens
                     if fix.moved_to is not None:
                         moved = (fix.moved_to, fix.moved_dir)
             if isinstance(got, str):
-                res.unresolved.append(UnresolvedSite(name, text, g.op.name, got + ("; " + fix.reason if fix.reason else "")))
+                res.unresolved.append(UnresolvedSite(name, text, g.op.name, got + ("; " + fix.reason if fix.reason else "")
+                                                     + unknown_note(g)))
                 continue
         clobs, link, save, breg, entry = got
         cs = CallSite(len(calls), path, dict(roles), clobs, link, save, breg, uses=list(g.uses), entry=entry)
@@ -288,12 +289,13 @@ def _site_text(a, g) -> str:
 
 
 def _record(a, g, files, cs: CallSite, how: str, name: str):
-    from .transform import EditRecord
+    from .transform import EditRecord, claim_text
 
     sp = g.span
     old = files.line(sp.file, sp.line)[sp.start:sp.end]
     regs = ", ".join(x for x in [*cs.clobbers, cs.link, cs.save, cs.entry] if x)
     why = f"called {how}; " + (f"clobbers {regs} dead after the site (liveness)" if regs else "no register needed")
+    why += claim_text(g, [x for x in [*cs.clobbers, cs.link, cs.save, cs.entry, cs.breg] if x])
     return EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, f"call {cs.stub}", why)
 
 

@@ -117,10 +117,11 @@ class PalSite:
     result_regs: list = field(default_factory=list)  # per use: the result register (canonical)
     helpers: list = field(default_factory=list)  # (temporary, instruction, what): recomputed after the restores
     late: set = field(default_factory=set)  # recomputations that read a helper's register (emitted after it)
+    freed: list = field(default_factory=list)  # live preserved registers lent as temporaries (recomputed after)
 
 
 def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset()):
-    from .transform import Plan, Restructuring, UnresolvedSite, region_name, site_name
+    from .transform import Plan, Restructuring, UnresolvedSite, claim_text, region_name, site_name, unknown_note
 
     table = contract(catalog)
     plan = Plan()
@@ -151,7 +152,7 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
             got = _plan_site(a, g, table)  # inline, then (the vector may still overflow)
             ool = False
         if isinstance(got, str):
-            res.unresolved.append(UnresolvedSite(name, text, g.op.name, got))
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name, got + unknown_note(g)))
             chain = None
             continue
         ps = got
@@ -225,16 +226,37 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
             single = ool and not multi and not ps.tail
             chain = (ps, g) if single and g.op.name != "RFI" else None
         plan.checks[tag] = ("pal", ps, ps.clobbered + ps.temps, g)
-        for reg, _, what in ps.reloads:
+        helped = {t: (text, what) for t, text, what in ps.helpers}
+        for reg, text_, what in ps.reloads:
+            via = [t for t in helped if t in reg_reads(text_)]
+            if via:
+                first = ", ".join(f"{helped[t][1]}" for t in via)
+                held = ", ".join(via)
+                res.restructurings.append(Restructuring(
+                    "rematerialize", name, f"{reg} is recomputed after the call instead of saved, in two steps: "
+                    f"{first}, then {what}",
+                    f"{reg} is live across the call and the PAL-static callee may clobber it; {held} "
+                    f"{'holds' if len(via) == 1 else 'hold'} a saved value during the call and is recomputed first "
+                    "from registers that are back by then (restored or preserved), which gives it the value it had "
+                    "at the site", region_name(a, g.first)))
+                continue
             res.restructurings.append(Restructuring(
                 "rematerialize", name, f"{reg} ({what}) is recomputed after the call instead of saved",
                 f"{reg} is live across the call and the PAL-static callee may clobber it; its inputs are "
                 "preserved by the contract", region_name(a, g.first)))
+        for t, text_, what in ps.helpers:
+            if t in ps.freed:
+                held = next(r for r, tmp in ps.saves if tmp == t)
+                res.restructurings.append(Restructuring(
+                    "rematerialize", name, f"{t} ({what}) is recomputed after the call, so it can hold {held} "
+                    "during it", f"{t} is read later but its value comes from registers the call preserves; "
+                    "no preserved register is free for every value live across the call", region_name(a, g.first)))
         for reg, tmp in ps.saves:
+            how = ("recomputed after the call (above)" if tmp in ps.freed else "free on both sides")
             res.restructurings.append(Restructuring(
                 "save-restore", name, f"{reg} is moved to {tmp} before the call and back after it",
                 f"{reg} is live across the call and the PAL-static callee may clobber it; {tmp} is preserved "
-                "by the contract and free on both sides", region_name(a, g.first)))
+                f"by the contract and {how}", region_name(a, g.first)))
         from .transform import EditRecord
 
         sp = g.span
@@ -242,7 +264,7 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
         calls = "; ".join(f"r28={c.pal.index} ({c.pal.name})" for c in ps.calls)
         res.edits.append(EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, f"br.cond {ENTRY} with {calls}",
                                     "PAL-static call; registers the callee may clobber are dead after it or "
-                                    "saved around it (liveness)"))
+                                    "saved around it (liveness)" + claim_text(g, ps.clobbered + ps.temps)))
     plan.support[SUPPORT] = native_support(table, ool_code, a.path)
     check_groups(plan.support[SUPPORT].split("\n"), "the PAL-static support code")
     plan.append_main = f"#include <{SUPPORT}>\t/* ivtx: the PAL-static entry and its native ops */\n"
@@ -306,6 +328,7 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0, shared: bool = Fa
     saves: list[str] = []
     reloads: dict[str, tuple] = {}  # register -> (instruction, what)
     no_reload: set[str] = set()
+    why_saved: dict[str, str] = {"b0": "interrupted state"}  # why a value cannot be recomputed instead
     per_use: list[tuple] = []
     dsts: set[str] = set()
     clobbered = None
@@ -345,6 +368,7 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0, shared: bool = Fa
                 reloads[reg] = (r.reload, r.what, r.reads)
             else:
                 no_reload.add(reg)
+                why_saved.setdefault(reg, _not_recomputable(r))
         clob = set(locs - set(needed) - ({dst_loc} if dst_loc else set()))
         clobbered = clob if clobbered is None else clobbered & clob
         ok = [r for r in g.free_gr if r in (NON_BANKED if after.bank != bank else PRESERVED)]
@@ -353,42 +377,8 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0, shared: bool = Fa
         if reg in no_reload:
             reloads.pop(reg, None)
             saves.append(reg)
-    # recompute or save each candidate: a recomputation needs no temporary, and its inputs cannot be
-    # temporaries unless they are recomputed first themselves (a helper, below); take the choice that
-    # fits with the most recomputations, then the fewest helpers
-    cands = sorted(reloads)
-    excl_scratch = set(CALLER_BANK_SCRATCH) | (set(SCRATCH) if uses[0] and live.states[uses[0].pos].bank == 0
-                                                else set())
-    best = None
-    for mask in range(1 << len(cands)):
-        keep = [r for k, r in enumerate(cands) if mask >> k & 1]
-        sources = set().union(*(reloads[r][2] for r in keep)) if keep else set()
-        pool = [t for t in temps_pool if t not in sources]
-        n_saves = len(saves) + len(cands) - len(keep)
-        restored = set(saves) | (set(cands) - set(keep))
-        extra: list[str] = []
-        if len(pool) < n_saves + extra_temps and len(uses) == 1:
-            extra = [t for t in temps_pool if t in sources
-                     and _helper(a, uses[0], t, restored, set(keep) | dsts, temps_pool, excl_scratch) is not None]
-        full = pool + extra
-        if len(full) < n_saves + extra_temps:
-            continue
-        n_helpers = max(0, n_saves + extra_temps - len(pool))
-        if best is None or (len(keep), -n_helpers) > (len(best[0]), -best[2]):
-            best = (keep, full, n_helpers, restored)
-    helpers: list[tuple] = []
-    if best is not None:
-        keep, temps_pool, n_helpers, restored = best
-        used = temps_pool[:len(saves) + len(cands) - len(keep) + extra_temps]
-        for t in used:
-            h = _helper(a, uses[0], t, restored, set(keep) | dsts, temps_pool, excl_scratch) \
-                if t in set().union(*(reloads[r][2] for r in keep)) else None
-            if h is not None:
-                helpers.append((t, h.reload, h.what))
-    else:
-        keep, temps_pool = cands, [t for t in temps_pool
-                                   if t not in set().union(*(x[2] for x in reloads.values()))] if cands else temps_pool
-    for reg in cands:
+    keep, temps_pool, helpers = _choose(a, g, reloads, saves, temps_pool, extra_temps, dsts, bank, after, live_after)
+    for reg in sorted(reloads):
         if reg not in keep:
             reloads.pop(reg)
             saves.append(reg)
@@ -402,32 +392,135 @@ def _plan_site(a, g, table: list[PalOp], extra_temps: int = 0, shared: bool = Fa
     if len(temps_pool) < len(saves) + extra_temps:
         more = " (and one for the return address, out of line)" if extra_temps else ""
         return (f"{len(saves)} register(s) live across the call ({', '.join(saves)}) but only {len(temps_pool)} "
-                f"preserved register(s) free to hold them{more}")
+                f"preserved register(s) free to hold them{more}"
+                + _shortage_detail(a, g, saves, why_saved, temps_pool, dsts, bank, after, live_after))
     pairs = list(zip(saves, temps_pool))
-    ps = PalSite(calls, pairs, clobbered, live.states[uses[0].pos].bank, temps=[t for _, t in pairs])
+    ps = PalSite(calls, pairs, clobbered, live.states[uses[0].pos].bank,
+                 temps=[t for _, t in pairs if t not in helpers or helpers[t][1] == "free"])
     if extra_temps:
         ps.ret = temps_pool[len(saves)]
         ps.temps.append(ps.ret)
     ps.reloads = [(reg, text, what) for reg, (text, what, _) in sorted(reloads.items())]
-    ps.helpers = helpers
-    ps.late = {reg for reg, (_, _, reads) in reloads.items() if reads & {t for t, _, _ in helpers}}
+    ps.helpers = [(t, h.reload, h.what) for t, (h, _) in helpers.items()]
+    ps.freed = [t for t, (_, kind) in helpers.items() if kind == "live"]
+    ps.late = {reg for reg, (_, _, reads) in reloads.items() if reads & set(helpers)}
     ps.arg_regs = [roles.get("src") if c.arg is not None else None for c in calls]
     ps.result_regs = [u.args.get(dst_role) if dst_role else None for u in uses]
     return ps
 
 
-def _helper(a, use, reg: str, restored: set, forbidden: set, temps_pool: list, scratch: set):
-    """How to recompute `reg`, the input of a recomputation, when `reg` holds a saved value across the
-    call (it is a temporary): a pure instruction whose own inputs hold, once the saved registers are
-    back, the values they had at the site (restored ones, or preserved registers that are neither
-    temporaries nor written after the site), e.g. `dep r23=0,r26,0,14` with r26 restored. The input
-    is dead after the site (it is a temporary), and the helper gives it back the very value it had
-    there. None when there is no such instruction."""
+def _choose(a, g, reloads: dict, saves: list, temps_pool: list, extra_temps: int, dsts: set, bank: int,
+            after, live_after: set) -> tuple[list, list, dict]:
+    """Which candidates to recompute (the others are saved) and the temporaries, in order:
+    (recomputed registers, temporaries, helpers). A recomputation needs no temporary, but its
+    inputs cannot be temporaries unless they are recomputed first themselves (a helper); a
+    preserved register live after the site whose value can be recomputed after the call can also
+    hold a saved value during it (a helper too). The choice that fits with the most recomputations
+    and then the fewest helpers wins; helpers only at a site used once.
+    helpers: temporary -> (Remat, "free" | "live")."""
+    from .sites import site_operands
+
+    cands = sorted(reloads)
+    one = g.uses[0] if len(g.uses) == 1 and after.bank == bank else None
+    scratch = set(CALLER_BANK_SCRATCH) | (set(SCRATCH) if bank == 0 else set())
+    freeable: list[str] = []
+    if one is not None:
+        ops = site_operands(a.cfg, one)
+        for r in PRESERVED:
+            name = f"{r}@{bank}" if 16 <= int(r[1:]) <= 31 else r
+            if r in temps_pool or r in ops or r in dsts or name not in live_after:
+                continue
+            rm = remat_candidate(a, one, r)
+            if isinstance(rm, Remat) and rm.what not in REMAT_CRS:
+                freeable.append(r)
+    taken = set(temps_pool) | set(freeable)
+    best = None
+    for mask in range(1 << len(cands)):
+        keep = [r for k, r in enumerate(cands) if mask >> k & 1]
+        sources = set().union(*(reloads[r][2] for r in keep)) if keep else set()
+        restored = set(saves) | (set(cands) - set(keep))
+        need = len(restored) + extra_temps
+        pool = [t for t in temps_pool if t not in sources]
+        helpers: dict = {}
+        if len(pool) < need and one is not None:
+            for t, kind in [(t, "free") for t in temps_pool if t in sources] + [(t, "live") for t in freeable]:
+                if len(pool) >= need:
+                    break
+                h = _helper(a, one, t, restored, set(keep) | dsts, taken, scratch)
+                if h is not None:
+                    pool.append(t)
+                    helpers[t] = (h, kind)
+        if len(pool) >= need and (best is None or (len(keep), -len(helpers)) > (len(best[0]), -len(best[2]))):
+            best = (keep, pool, helpers)
+    if best is not None:
+        return best
+    sources = set().union(*(x[2] for x in reloads.values())) if cands else set()
+    return cands, [t for t in temps_pool if t not in sources], {}
+
+
+def _not_recomputable(r) -> str:
+    if isinstance(r, Remat):
+        return (f"holds {r.what}: reading it again is a PAL call of its own" if r.what in REMAT_CRS
+                else "recomputed differently at the uses of the macro body")
+    return r
+
+
+def _shortage_detail(a, g, saves, why_saved, temps_pool, dsts, bank, after, live_after) -> str:
+    """Why each value must be saved, and why no more preserved register can hold one: the
+    registers it would take are live after the site and cannot be recomputed after the call
+    (grouped by reason)."""
+    from .report import compact
+    from .sites import site_operands
+
+    out = [f"{reg} {why_saved[reg]}" if reg in why_saved else f"{reg} would need its inputs, which the "
+           "temporaries take" for reg in saves]
+    if len(g.uses) == 1 and after.bank == bank:
+        u = g.uses[0]
+        ops = site_operands(a.cfg, u)
+        by_reason: dict[str, list[str]] = {}
+        lent = []
+        for r in PRESERVED:
+            name = f"{r}@{bank}" if 16 <= int(r[1:]) <= 31 else r
+            if r in temps_pool or name not in live_after:
+                continue
+            rm = remat_candidate(a, u, r)
+            if r in ops or r in dsts:
+                why = "operands of the site"
+            elif isinstance(rm, Remat) and rm.what not in REMAT_CRS:
+                lent.append(f"{r} ('{rm.reload}' after the call)")
+                continue
+            else:
+                why = _not_recomputable(rm)
+            by_reason.setdefault(why, []).append(r)
+        held = [f"{compact(regs)}: {why}" for why, regs in by_reason.items()]
+        if lent:
+            held.append("recomputable after the call, so each can hold one value: " + ", ".join(lent))
+        if held:
+            out.append("the other preserved registers hold values read later (" + "; ".join(held) + ")")
+    out.append("moving a PAL-static call is not tried")
+    return ": " + "; ".join(out)
+
+
+def reg_reads(text: str) -> set[str]:
+    """The registers one instruction (as text) reads."""
+    from .effects import effects_of
+    from .parse import parse_text
+
+    insn = next(x for x in parse_text(text + "\n", "<reload>").statements if isinstance(x, Instruction))
+    return set(effects_of(insn).reads)
+
+
+def _helper(a, use, reg: str, restored: set, forbidden: set, taken: set, scratch: set):
+    """How to recompute `reg` after the call when it holds a saved value during it (it is a
+    temporary): a pure instruction whose own inputs hold, once the saved registers are back, the
+    values they had at the site: restored registers, or preserved ones no temporary can be (for
+    example `dep r23=0,r26,0,14` with r26 restored, or `mov r22=r12`). remat_candidate proved that
+    the instruction gives `reg` the very value it had at the site. None when there is none."""
     r = remat_candidate(a, use, reg)
     if not isinstance(r, Remat) or r.what in REMAT_CRS:
         return None
     for x in r.reads:
-        if x in forbidden or (x not in restored and (x in scratch or x in temps_pool or x == "b0")):
+        if x in forbidden or (x not in restored and (x in scratch or x in taken or x == "b0")):
             return None
     return r
 
@@ -475,7 +568,8 @@ def _restore_items(ps: PalSite, canonical: bool = False, keep_b0: bool = False) 
         out += last + [";;"]
     if ps.helpers:
         out += [text for _, text, _ in ps.helpers] + [";;"]
-        out += [text for reg, text, _ in ps.reloads if reg in ps.late] + [";;"]
+        late = [text for reg, text, _ in ps.reloads if reg in ps.late]
+        out += late + [";;"] if late else []
     return out
 
 
@@ -621,7 +715,7 @@ def check_pal(b, tag, check, positions, dead_after, why_live) -> None:
             expect = [(reg, tmp) for reg, tmp in ps.saves]
         else:  # out of line the site itself only puts b0 back (macro body uses)
             expect = [(r, t) for r, t in ps.saves if r == "b0" and ps.ret]
-        reloads = [reg for reg, _, _ in ps.reloads] if inline else []
+        reloads = [reg for reg, _, _ in ps.reloads + ps.helpers] if inline else []
         dst = ps.result_regs[n]
         copy = dst if (dst is not None and dst != RESULT and inline) else None
         p = end + 1

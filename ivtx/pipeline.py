@@ -115,17 +115,24 @@ def _read_text(path: str) -> str:
 def analyse(path: str, opts: Options) -> Analysis:
     timings: dict[str, float] = {}
     program, pp = load(path, opts, timings)
+    sources = getattr(pp, "sources", None)
+    del pp  # the preprocessed lines are not needed past parsing (memory on large inputs)
     t0 = time.perf_counter()
     cfg = build_cfg(program)
     t1 = time.perf_counter()
     policy = load_policy(opts.conventions)
-    inline_summaries(pp.sources.texts if hasattr(pp, "sources") else {}, policy)
+    inline_summaries(sources.texts if sources is not None else {}, policy)
     live = solve(cfg, policy)
     t2 = time.perf_counter()
     sites = find_sites(cfg, opts.cat())
-    analyse_sites(cfg, live, sites, opts.cat(), getattr(pp, "sources", None))
+    analyse_sites(cfg, live, sites, opts.cat(), sources)
     t3 = time.perf_counter()
     timings["cfg"] = t1 - t0
     timings["liveness"] = t2 - t1
     timings["sites"] = t3 - t2
-    return Analysis(path, program, cfg, policy, live, sites, timings, program.warnings)
+    a = Analysis(path, program, cfg, policy, live, sites, timings, program.warnings)
+    if policy.unresolved_calls is not None:  # name the claim wherever it made a register free
+        from .claims import attribute_claims
+
+        attribute_claims(a)
+    return a

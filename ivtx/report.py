@@ -121,6 +121,10 @@ def site_record(a, site) -> dict:
         "unknown_paths": site.unknown_paths,
         "switched": site.switched,
     }
+    if site.claims:  # only with a convention-file claim ([unresolved_calls])
+        from .claims import claim_notes
+
+        rec["claims"] = claim_notes(site.claims)
     if s.loc.via is not None or s.loc.file != loc.file:
         rec["origin"] = _loc_text(s.loc)
     return rec
@@ -190,14 +194,16 @@ def outcome_text(s: dict, markup: bool = False) -> str:
 def site_notes(s: dict, keys: dict[str, str] | None = None) -> list[str]:
     """Why the free sets are smaller than they look: the everything-live exits paths from the
     site reach; with `keys` (exit text -> footnote key) as short references."""
+    claims = list(s.get("claims", []))
     if keys is not None:
         refs = " ".join(keys[u] for u in s.get("unknown_paths", []))
         if not refs:
-            return []
-        return [f"everything live after the site, see {refs}" if s.get("everything_live") else f"paths reach {refs}"]
+            return claims
+        return [f"everything live after the site, see {refs}" if s.get("everything_live") else f"paths reach {refs}"] \
+            + claims
     if s.get("everything_live"):
-        return [f"everything live after this site: {s['everything_live']}"]
-    return [f"paths reach {u}" for u in s.get("unknown_paths", [])]
+        return [f"everything live after this site: {s['everything_live']}"] + claims
+    return [f"paths reach {u}" for u in s.get("unknown_paths", [])] + claims
 
 
 def exit_keys(sites: list[dict]) -> dict[str, str]:
@@ -235,6 +241,10 @@ def report_data(a, handler: str | None = None, sizes=None) -> dict:
         })
     unres = [{"file": display_path(u.loc.use_site.file), "line": u.loc.use_site.line, "col": u.loc.use_site.col,
               "reason": u.reason} for u in a.cfg.unresolved]
+    claimed = a.policy.unresolved_calls
+    for u in unres:  # with [unresolved_calls], an untraced br.call is what the claim says
+        if claimed is not None and u["reason"].startswith("br.call"):
+            u["treated_as"] = f"the call {claimed.claim}"
     return {
         "schema": SCHEMA,
         "tool": {"name": "ivtx", "version": __version__},
@@ -326,7 +336,8 @@ def table(data: dict, color: bool | None = None, width: int | None = None) -> st
     con.print(line)
     for u in data["unresolved_control_flow"]:
         con.print(Text.assemble("  ", ("unresolved control flow", "yellow"),
-                                f" {u['file']}:{u['line']}: {u['reason']} (treated as: everything live)"))
+                                f" {u['file']}:{u['line']}: {u['reason']} (treated as: "
+                                f"{u.get('treated_as', 'everything live')})"))
     return _text(con)
 
 
@@ -369,7 +380,8 @@ def markdown(data: dict) -> str:
     if data["unresolved_control_flow"]:
         out += ["## Unresolved control flow (everything live)", ""]
         for u in data["unresolved_control_flow"]:
-            out.append(f"- `{u['file']}:{u['line']}`: {u['reason']}")
+            out.append(f"- `{u['file']}:{u['line']}`: {u['reason']}"
+                       + (f" (treated as: {u['treated_as']})" if "treated_as" in u else ""))
         out.append("")
     return "\n".join(out)
 
@@ -450,9 +462,11 @@ def sarif(data: dict) -> dict:
         elif s["status"] != "switched":
             chosen = s["chosen"] or s["written"]
             results.append(sarif_result("site", "note", f"{s['instruction']} -> {s['op']}; clobbers "
-                                        f"{', '.join(chosen) or 'none needed'}", at))
+                                        f"{', '.join(chosen) or 'none needed'}"
+                                        + "".join(f"; {c}" for c in s.get("claims", [])), at))
     for u in data["unresolved_control_flow"]:
-        results.append(sarif_result("unresolved-flow", "warning", u["reason"], _At(u["file"], u["line"])))
+        results.append(sarif_result("unresolved-flow", "warning", u["reason"] + (
+            f" (treated as: {u['treated_as']})" if "treated_as" in u else ""), _At(u["file"], u["line"])))
     return sarif_log(results, REPORT_RULES)
 
 

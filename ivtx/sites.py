@@ -116,6 +116,7 @@ class Site:
     unknown_paths: list[str] = field(default_factory=list)  # everything-live exits reachable from here
     bank: int | None = None  # the register bank in force at the site (None: unknown)
     switched: str | None = None  # inside a macro replaced as a whole per hypervisor
+    claims: dict[str, str] = field(default_factory=dict)  # free register -> the convention-file claim it owes that to
 
     @property
     def resolved(self) -> bool:

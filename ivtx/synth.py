@@ -327,7 +327,7 @@ def tlb_miss(o: _Out, rng, sfx: str, side: str) -> str:
 
 def alt_tlb_miss(o: _Out, rng, sfx: str, side: str, walk: str) -> None:
     """Identity-map regions 6 and 7; kernel-only; speculative data accesses defer."""
-    r = o.roles("A B C D E", AFTER_LOAD_POOL)
+    o.roles("A B C D E", AFTER_LOAD_POOL)
     o.group("mov r16=cr.ifa", "mov r31=pr", "movl $A=PAGE_KERNEL", "mov $E=cr.isr", shuffle=True)
     o.group("mov $C=cr.ipsr", "movl $B=(((1 << IA64_MAX_PHYS_BITS) - 1) & ~0xfff)",
             "tbit.z p9,p0=r16,61", shuffle=True)
@@ -357,7 +357,7 @@ def alt_tlb_miss(o: _Out, rng, sfx: str, side: str, walk: str) -> None:
 
 def nested_dtlb_miss(o: _Out, rng, sfx: str, levels: int) -> None:
     """Bank 0 is shared with the faulting handler: write only b0, r17-r19, r21, r22, p6, p7."""
-    r = o.roles("C F B G", NESTED_POOL)
+    o.roles("C F B G", NESTED_POOL)
     sh = _shifts(levels)
     o.group("rsm psr.dt", "mov $C=IA64_KR(PT_BASE)", "shr.u r17=r16,61", "extr.u $F=r16,0,61",
             shuffle=True)
@@ -501,7 +501,7 @@ def parked_dispatcher(o: _Out, rng, name: str, callee: str) -> None:
 
 
 def small_handler(o: _Out, rng, n: int, kind: str, dispatch: str) -> None:
-    r = o.roles("A B C", ["r17", "r18", "r19", "r20", "r21", "r22"])
+    o.roles("A B C", ["r17", "r18", "r19", "r20", "r21", "r22"])
     if kind == "fault":
         o.raw(f"\tFAULT({n})")
     elif kind == "local":

@@ -148,6 +148,29 @@ def site_name(a, site: Site) -> str:
     return f"{s.loc.use_site}{where}"
 
 
+def claim_text(g: "SiteGroup", regs) -> str:
+    """`; r2 free because the untraced call at X follows the C conventions (your claim in FILE)` for
+    the registers among `regs` that a convention-file claim made free at some use (ivtx.claims)."""
+    from .claims import claim_notes
+
+    claims = {}
+    for u in g.uses:
+        for r in regs:
+            name = r.split("@")[0]
+            if name in u.claims:
+                claims.setdefault(name, u.claims[name])
+    return "".join(f"; {n}" for n in claim_notes(claims)) if claims else ""
+
+
+def unknown_note(g: "SiteGroup") -> str:
+    """Where an unresolved site's live registers come from an everything-live exit, say which."""
+    paths = list(dict.fromkeys(p for u in g.uses for p in (u.unknown_paths or [])))
+    if not paths:
+        return ""
+    more = f"; and {len(paths) - 1} more" if len(paths) > 1 else ""
+    return f" (everything is live where paths from the site lead: {paths[0]}{more})"
+
+
 def region_name(a, site: Site) -> str:
     region = a.cfg.region_of(site.pos)
     return region.name if region is not None else ""
@@ -447,7 +470,8 @@ def _plan_macro(a, groups: list[SiteGroup], files: SourceFiles, res: TransformRe
         if len(g.free_gr) < need_gr or len(g.free_pr) < need_pr:
             fix = create_clobbers(a, g, files, need_gr, need_pr, opts.cat(), "macro")
             if fix.reason is not None:
-                res.unresolved.append(UnresolvedSite(name, text, g.op.name, _shortage(g, need_gr, need_pr) + "; " + fix.reason))
+                res.unresolved.append(UnresolvedSite(name, text, g.op.name, _shortage(g, need_gr, need_pr) + "; "
+                                                     + fix.reason + unknown_note(g)))
                 continue
             res.restructurings.extend(fix.records)
             extra = fix.edits
@@ -484,6 +508,7 @@ def _plan_macro(a, groups: list[SiteGroup], files: SourceFiles, res: TransformRe
         clob = ", ".join(chosen_gr + chosen_pr)
         why = (f"clobber{'s' if len(chosen_gr + chosen_pr) > 1 else ''} {clob} dead after "
                f"{'every use' if len(g.uses) > 1 else 'the site'} (liveness)") if clob else "no clobber needed"
+        why += claim_text(g, chosen_gr + chosen_pr)
         res.edits.append(EditRecord(name, f"{first.file}:{first.line}", g.op.name, old, call, why))
         plan.needs_pv_header = True
         if g.op.native.rstrip().endswith(";;") and not _stop_follows(a, g.first):

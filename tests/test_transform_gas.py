@@ -154,14 +154,11 @@ ALL = sorted(SAMPLES.glob("*.S"))
 # What these conventions cannot do (each reason is asserted; None: every configuration):
 # - the unfixable sample, everywhere;
 # - PAL-static, tight sample: at the itc.d five values sit in registers the callee may clobber
-#   (b0, r27, r28, r30, r31) and no preserved register is free to hold them;
-# - PAL-static, ivt_tlb.S with CONFIG_SMP: at the vhpt_miss inserts b0, r26, r28 and r31 must
-#   survive the call and only three preserved registers are free (r24 could be recomputed, but
-#   only from r23, which is then no longer a free temporary).
+#   (b0, r27, r28, r30, r31) and no preserved register is free to hold them (test_transform_pal.py
+#   pins the reasons).
 UNRESOLVED = {("ivt_unfixable.S", "pvops-call", None): "too few registers for the op's clobbers",
               ("ivt_unfixable.S", "pal-static", None): "9 register(s) live across the call",
-              ("ivt_tight.S", "pal-static", None): "5 register(s) live across the call (b0, r27, r28, r30, r31)",
-              ("ivt_tlb.S", "pal-static", "smp"): "4 register(s) live across the call (b0, r26, r28, r31)"}
+              ("ivt_tight.S", "pal-static", None): "5 register(s) live across the call (b0, r27, r28, r30, r31)"}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=list(CONFIGS))

@@ -182,3 +182,147 @@ def test_values_live_across_the_call_move_to_preserved_registers():
     for r in moves:
         tmp = r.moved.split("moved to ")[1].split()[0]
         assert tmp in {f"r{n}" for n in range(16, 24)}, r.moved
+
+
+# ---------------------------------------------------------------- restructurings under PAL-static
+
+
+def transform_sample(name: str, defines=(), **kw):
+    src = ROOT / "samples" / name
+    opts = Options(include_dirs=[str(ROOT / "samples")], defines=list(defines))
+    return transform(analyse(str(src), opts), "pal-static", options=opts, sizes="estimate", **kw)
+
+
+def ool_block(support: str, label: str) -> list[str]:
+    """The statements of one out-of-line sequence of the support file, up to the next label."""
+    lines = [x.strip() for x in support.split("\n")]
+    i = lines.index(f"{label}:")
+    out = []
+    for x in lines[i + 1:]:
+        if x.startswith("ivtx_pal_ool_") and x.endswith(":"):
+            break
+        out.append(x)
+    return out
+
+
+def test_consecutive_out_of_line_calls_share_one_branch(monkeypatch):
+    """ivt_save.S, dispatch_to_fault_handler: after SAVE_MIN its four CR reads (lines 146-149, one
+    instruction group) go out of line; with a branch and a return label each they need 1040 bytes
+    of the 1024-byte slot, chained they take one branch out and one back."""
+    import ivtx.emit_pal as pal
+
+    res = transform_sample("ivt_save.S")
+    assert res.ok
+    size = next(v for v in res.vectors if v.name == "dispatch_to_fault_handler")
+    assert size.after <= size.slot == 0x400
+    lines = res.text.split("\n")
+    start = lines.index("\talloc r14=ar.pfs,0,0,5,0")
+    assert lines[start + 1].startswith("\tbr.cond.sptk.many ivtx_pal_ool_")
+    head = lines[start + 1].split()[1]
+    assert lines[start + 2] == f"ivtx_pal_ret_{head.rsplit('_', 1)[1]}:" and lines[start + 3] == "\t;;"
+    assert "\tssm psr.ic | PSR_DEFAULT_BITS" == lines[start + 4]  # the other three reads are gone
+    joined = [r for r in res.restructurings if r.kind == "out-of-line" and f"joins {head}" in r.moved]
+    assert [r.site.split(":")[1] for r in joined] == ["147", "148", "149"]
+    body = ool_block(res.support[pal.SUPPORT], head)
+    indexes = [int(x.split("=")[1]) for x in body if x.startswith("mov r28=") and "f" not in x]
+    assert indexes == [BY_NAME[op] for op in ("MOV_FROM_ISR", "MOV_FROM_IFA", "MOV_FROM_IIM", "MOV_FROM_ITIR")]
+    # alloc 0,0,5: out0-out4 are r32-r36, so out1-out4 take the results
+    assert [x for x in body if x.startswith("mov r3") and x.endswith("=r29")] == \
+        ["mov r33=r29", "mov r34=r29", "mov r35=r29", "mov r36=r29"]
+    assert [x for x in body if x.startswith("br.")][-1] == f"br.cond.sptk.many ivtx_pal_ret_{head.rsplit('_', 1)[1]}"
+    monkeypatch.setattr(pal, "_consecutive", lambda *args: False)
+    res = transform_sample("ivt_save.S")
+    assert [u.site for u in res.unresolved] == ["dispatch_to_fault_handler"]
+    assert "even with its calls out of line" in res.unresolved[0].reason
+
+
+def test_a_temporary_input_is_recomputed_first_in_two_steps(monkeypatch):
+    """ivt_tlb.S with CONFIG_SMP, vhpt_miss: across the inserts (line 114) b0, r26 (pmd entry),
+    r28 (&pmd) and r31 (saved pr) sit in registers the callee may clobber, and r24 (the page-table
+    page's PTE, read by the itc.d at line 122) too. r24 = adds r24=PTE_BITS,r23 with r23 =
+    dep r23=0,r26,0,PAGE_SHIFT (lines 104, 107): recomputable, but only through r23, which is one of
+    the four free preserved registers (r17, r19, r22, r23) the four saves need. r23 is dead after the
+    site, so it holds a saved value during the call and is recomputed from the restored r26 first."""
+    import ivtx.emit_pal as pal
+
+    res = transform_sample("ivt_tlb.S", ["CONFIG_SMP"])
+    assert res.ok, [u.reason for u in res.unresolved]
+    at = [r for r in res.restructurings if ":114:" in r.site]
+    saves = {r.moved.split()[0]: r.moved.split("moved to ")[1].split()[0] for r in at if r.kind == "save-restore"}
+    assert sorted(saves) == ["b0", "r26", "r28", "r31"] and sorted(saves.values()) == ["r17", "r19", "r22", "r23"]
+    remat = [r for r in at if r.kind == "rematerialize"]
+    assert len(remat) == 1 and remat[0].moved.startswith("r24 is recomputed after the call instead of saved, in "
+                                                        "two steps: 'dep r23=0,r26,0,14', then 'adds r24=")
+    block = next(b for b in (ool_block(res.support[pal.SUPPORT], f"ivtx_pal_ool_{k}") for k in range(40))
+                 if "mov r28=24" in b and "mov r28=25" in b)
+    after = block[block.index("mov r28=25"):]
+    restore = after.index(f"mov r26={saves['r26']}")
+    dep = after.index("dep r23 = 0, r26, 0, 14")
+    adds = next(i for i, x in enumerate(after) if x.startswith("adds r24 =") and x.endswith(", r23"))
+    assert restore < dep < adds and ";;" in after[restore:dep] and ";;" in after[dep:adds]
+    monkeypatch.setattr(pal, "_helper", lambda *args: None)
+    res = transform_sample("ivt_tlb.S", ["CONFIG_SMP"])
+    assert any("4 register(s) live across the call (b0, r26, r28, r31) but only 3 preserved" in u.reason
+               for u in res.unresolved)
+
+
+LEND = HEAD.replace("one:", "lend:") + "".join(f"\t{x}\n" for x in [
+    "ld8 r16=[r13]", "ld8 r17=[r13]", "ld8 r18=[r13]", "ld8 r19=[r13]", "ld8 r20=[r13]", "ld8 r21=[r13]",
+    "mov r22=r12", "ld8 r23=[r13]", ";;", "itc.d r16", ";;",
+    "st8 [r13]=r17", "st8 [r13]=r18", ";;", "st8 [r13]=r19", "st8 [r13]=r20", ";;",
+    "st8 [r13]=r21", "st8 [r13]=r22", ";;", "st8 [r13]=r23", ";;", "rfi", ";;"])
+
+
+def test_a_live_preserved_register_that_can_be_recomputed_holds_a_saved_value(tmp_path, monkeypatch):
+    """Every preserved bank-0 register is read after the itc.d and b0 (live at rfi) needs one: r22
+    is a copy of r12, which the call preserves, so r22 holds b0 during the call and is read again
+    from r12 after it."""
+    import ivtx.emit_pal as pal
+
+    a, res = run(tmp_path, LEND)
+    assert res.ok, [u.reason for u in res.unresolved]
+    kinds = [(r.kind, r.moved.split(" (")[0].split(" is ")[0]) for r in res.restructurings]
+    assert ("rematerialize", "r22") in kinds and ("save-restore", "b0") in kinds
+    body = [x.strip() for x in res.text.split("\n")]
+    save, call = body.index("mov r22=b0"), body.index("mov r28=25")
+    back, again = body.index("mov b0=r22"), body.index("mov r22 = r12")
+    assert save < call < back < again and ";;" in body[back:again]
+    assert body.index("st8 [r13]=r22") > again
+    monkeypatch.setattr(pal, "_helper", lambda *args: None)
+    _, res = run(tmp_path, LEND)
+    assert res.unresolved and "1 register(s) live across the call (b0) but only 0 preserved" in res.unresolved[0].reason
+
+
+def test_tight_sample_stays_unresolved_and_says_why(tmp_path, capsys):
+    """ivt_tight.S under PAL-static. At the itc.d every bank-0 register and b0 is live. Four of the
+    values in registers the callee may clobber are recomputed after the call (r24 from r23, r25 from
+    r1, r26 a constant, r29 from r13); five cannot be: b0 (interrupted state), r27 (head index, from
+    a load), r28 and r30 (loaded), r31 (the saved predicates). A preserved register can hold one of
+    them only if its own value is recomputed after the call: r16-r20 hold interruption CRs, and
+    reading one again is a PAL call of its own (clobbering the same registers); r21 is the operand;
+    r23 comes from the loaded head index; only r22 (= r12) qualifies. One holder for five values.
+    Moving does not help either (worked out by hand): below the site a dv_serialize_data and the
+    record stores stop it, above it the loads of r28/r30 (TLB write against memory access); at the
+    highest place still five such values are live and only r23 and r22 could hold them."""
+    from ivtx.cli import main
+
+    res = transform_sample("ivt_tight.S")
+    assert not res.ok and res.text is None
+    [u] = res.unresolved
+    assert u.op == "ITC_D" and u.site.startswith("samples/ivt_tight.S:87:2".replace("samples/", str(ROOT / "samples") + "/")) \
+        or u.site.endswith("ivt_tight.S:87:2 in alt_dtlb_miss")
+    r = u.reason
+    assert r.startswith("5 register(s) live across the call (b0, r27, r28, r30, r31) but only 0 preserved register(s) "
+                        "free to hold them: b0 interrupted state; r27 written by 'and r27=15,r27'")
+    assert "r28 written by 'ld8 r28=[r24]'" in r and "r30 written by 'ld8 r30=[r29]'" in r
+    assert "r31 written by 'mov r31=pr'" in r
+    for k, cr in zip(range(16, 21), ("ifa", "isr", "ipsr", "itir", "iip")):
+        assert f"r{k}: holds cr.{cr}: reading it again is a PAL call of its own" in r
+    assert "r21: operands of the site" in r
+    assert "recomputable after the call, so each can hold one value: r22 ('mov r22 = r12' after the call)" in r
+    assert r.endswith("moving a PAL-static call is not tried")
+    out = tmp_path / "out.S"
+    status = main(["transform", "-I", str(ROOT / "samples"), "--convention", "pal-static", "--sizes", "estimate",
+                   str(ROOT / "samples" / "ivt_tight.S"), "-o", str(out)])
+    assert status == 3 and not out.exists()
+    assert "5 register(s) live across the call" in capsys.readouterr().err
