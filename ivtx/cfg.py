@@ -19,10 +19,10 @@ import networkx as nx
 
 from .diag import IvtxError, Loc
 from .ir import Directive, Imm, Instruction, Label, Mem, Program, PvCall, Reg, Statement, Sym
-from .layout import Region, regions
+from .layout import SECTION_DIRECTIVES, Region, regions
 
 BRANCH_OPS = {"br", "brl"}
-MOVES_AWAY = {".org", ".section", ".pushsection", ".popsection", ".previous", ".text", ".data", ".bss"}
+MOVES_AWAY = SECTION_DIRECTIVES | {".org"}
 
 
 @dataclass

@@ -12,6 +12,7 @@ from . import regs
 from .cfg import CFG
 from .interp_state import CODE_BASE, DATA_BASE, EXT_BASE, MASK64, NotModelled
 from .ir import BundleBegin, BundleEnd, Directive, Instruction, Label, Program, PvCall, Sym
+from .layout import SectionTracker
 from .parse import fold
 
 
@@ -45,9 +46,8 @@ class Layout:
         from .cfg import _is_branch
 
         sections: dict[str, list[int]] = {}  # name -> [pc, slots used in the open bundle]
-        section = ".text"
-        stack: list[str] = []
-        previous = section
+        tracker = SectionTracker()
+        section = tracker.section
         cur = sections.setdefault(section, [CODE_BASE, 0])
         data_addr = DATA_BASE
         pending: list[Label] = []
@@ -94,19 +94,9 @@ class Layout:
                     data.append((data_addr, _data_size(name), a))
                     data_addr += _data_size(name)
                 continue
-            new_section = None
-            if name in (".section", ".pushsection"):
-                new_section = str(getattr(s.args[0], "expr", s.args[0])) if s.args else section
-                if name == ".pushsection":
-                    stack.append(section)
-            elif name in (".text", ".data", ".bss"):
-                new_section = name
-            elif name == ".previous":
-                new_section = previous
-            elif name == ".popsection":
-                new_section = stack.pop() if stack else section
+            new_section = tracker.switch(s)
             if new_section is not None:
-                previous, section = section, new_section
+                section = new_section
                 cur = sections.setdefault(section, [CODE_BASE + (len(sections) << 28), 0])
             elif name == ".org" and s.args:
                 close()

@@ -33,6 +33,37 @@ def vector_of_offset(offset: int) -> tuple[int, int] | None:
     return None
 
 
+SECTION_DIRECTIVES = {".section", ".pushsection", ".popsection", ".previous", ".text", ".data", ".bss"}
+
+
+class SectionTracker:
+    """The section in force through `.section`/`.pushsection`/`.popsection`/`.previous`/
+    `.text`/`.data`/`.bss`, as gas keeps it (a current, a previous and a push stack)."""
+
+    def __init__(self, start: str = ".text"):
+        self.section = start
+        self.previous = start
+        self.stack: list[str] = []
+
+    def switch(self, d: Directive) -> str | None:
+        """Apply `d`; the new section when it switches sections, else None."""
+        name = d.name
+        if name not in SECTION_DIRECTIVES:
+            return None
+        if name in (".section", ".pushsection"):
+            new = str(getattr(d.args[0], "expr", d.args[0])) if d.args else self.section
+            if name == ".pushsection":
+                self.stack.append(self.section)
+        elif name == ".previous":
+            new = self.previous
+        elif name == ".popsection":
+            new = self.stack.pop() if self.stack else self.section
+        else:
+            new = name
+        self.previous, self.section = self.section, new
+        return new
+
+
 @dataclass
 class Region:
     """A stretch of statements [start, end) of one section: an IVT entry or other code."""
@@ -128,9 +159,8 @@ def regions(program: Program) -> list[Region]:
             if t is not None:
                 tables.add(t[0])
     out: list[Region] = []
-    section = ".text"
-    stack: list[str] = []
-    previous = ".text"
+    sections = SectionTracker()
+    section = sections.section
     cur: Region | None = None
 
     def close(i: int) -> None:
@@ -144,20 +174,10 @@ def regions(program: Program) -> list[Region]:
     for i, s in enumerate(stmts):
         if isinstance(s, Directive):
             name = s.name
-            new_section = None
-            if name in (".section", ".pushsection"):
-                new_section = str(getattr(s.args[0], "expr", s.args[0])) if s.args else section
-                if name == ".pushsection":
-                    stack.append(section)
-            elif name in (".text", ".data", ".bss"):
-                new_section = name
-            elif name == ".previous":
-                new_section = previous
-            elif name == ".popsection":
-                new_section = stack.pop() if stack else section
+            new_section = sections.switch(s)
             if new_section is not None:
                 close(i)
-                previous, section = section, new_section
+                section = new_section
                 cur = Region(section, section, i + 1, i + 1)
                 continue
             if name == ".org":
