@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from .diag import IvtxError, Loc
-from .ir import Directive, Imm, Instruction, Label, Mem, Program, PvCall, Reg, Statement, Sym
+from .ir import Directive, Imm, Instruction, Label, Mem, Program, PvCall, Reg, Statement, Stop, Sym
 from .layout import SECTION_DIRECTIVES, Region, regions
 
 BRANCH_OPS = {"br", "brl"}
@@ -125,7 +125,7 @@ def build_cfg(program: Program) -> CFG:
         if isinstance(s, Label):
             pending_labels.append((s.name, s.local, s.loc))
             continue
-        if type(s).__name__ == "Stop":
+        if isinstance(s, Stop):
             g += 1
             continue
         if isinstance(s, (Instruction, PvCall)):

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from ivtx.conventions import expand_set, load_policy, parse_conventions
-from ivtx.diag import IvtxError
+from ivtx.conventions import expand_set, load_policy
 from ivtx.pipeline import Options, analyse
 from ivtx.sites import BR_ORDER, GR_ORDER, PR_ORDER
 
@@ -80,7 +77,8 @@ def test_with_the_claim_the_site_gets_exactly_the_c_convention_free_set(tmp_path
     want_gr = [r for r in GR_ORDER if int(r[1:]) < 32 and
                not (set(expand_set([r + "@1" if 16 <= int(r[1:]) <= 31 else r], None, "t")) & c)]
     want_pr = [p for p in PR_ORDER if p not in c]
-    want_br = [b for b in BR_ORDER if b not in c and b != "b6"]
+    # b0: a C function reads it to return, but this br.call writes it (the link) first
+    want_br = [b for b in BR_ORDER if (b not in c or b == "b0") and b != "b6"]
     assert want_gr == [f"r{n}" for n in range(16, 32)] + ["r2", "r3", "r8", "r9", "r10", "r11", "r14", "r15"]
     assert want_pr == [f"p{n}" for n in range(6, 16)] and want_br == ["b7", "b0"]
     assert (site.free_gr, site.free_pr, site.free_br) == (want_gr, want_pr, want_br)
@@ -120,29 +118,6 @@ def test_transform_names_the_claim_where_it_chose_a_claimed_register(tmp_path):
     assert res.ok
     edit = next(e for e in res.edits if e.op == "SSM_PSR_I")
     assert edit.new == "SSM_PSR_I(p0, p6, r16)"
-    assert f"r16, p6 free because the untraced call at" in edit.reason and str(conv) in edit.reason
+    assert "r16, p6 free because the untraced call at" in edit.reason and str(conv) in edit.reason
     a, opts, _ = run(tmp_path, SYSCALL, claim=False)
     assert not transform(a, "pvops", options=opts, sizes="estimate").ok
-
-
-def test_extends_default_keeps_the_default_and_overrides_by_table():
-    p = parse_conventions(CLAIM + '\n[symbol.my_exit]\nlive_in = ["r1"]\n', "mine.toml")
-    d = load_policy()
-    assert p.context == d.context and p.rfi.live_in == d.rfi.live_in
-    assert set(p.symbols) == set(d.symbols) | {"my_exit"}
-    assert p.c_functions.keys() == d.c_functions.keys()
-    assert p.unresolved_calls.live_in == d.c_functions["ia64_fault"].live_in
-    sample = load_policy(str(ROOT / "samples" / "linux-syscalls.toml"))
-    assert sample.unresolved_calls is not None and "ia64_trace_syscall" in sample.symbols
-
-
-@pytest.mark.parametrize("text, message", [
-    ('extends = "linux"\n', "only \"default\""),
-    ('[unresolved_calls]\nconvention = "c"\n', "no [calling_convention.c]"),
-    (CLAIM.replace('"c"', '"pascal"'), "no [calling_convention.pascal] (known: c)"),
-    (CLAIM + 'why = "because"\n', "takes one key"),
-])
-def test_bad_claims_are_errors(text, message):
-    with pytest.raises(IvtxError) as exc:
-        parse_conventions(text, "bad.toml")
-    assert message in str(exc.value.render() if hasattr(exc.value, "render") else exc.value)
