@@ -47,10 +47,15 @@ def _options(args):
                    prelude=args.prelude, expand_pv=args.expand_pv, conventions=args.conventions)
 
 
-def write_output(path: str | None, text: str, inputs: list[str]) -> None:
-    """Write atomically (temp file + rename), never over an input; '-' or None is stdout."""
+def write_output(path: str | None, text, inputs: list[str]) -> None:
+    """Write atomically (temp file + rename), never over an input; '-' or None is stdout.
+    `text` is a string, or a function that writes into the file it is given (large JSON
+    is streamed rather than built as one string)."""
     if path in (None, "-"):
-        sys.stdout.write(text)
+        if callable(text):
+            text(sys.stdout)
+        else:
+            sys.stdout.write(text)
         return
     target = Path(path).resolve()
     for inp in inputs:
@@ -66,7 +71,10 @@ def write_output(path: str | None, text: str, inputs: list[str]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(text)
+            if callable(text):
+                text(f)
+            else:
+                f.write(text)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -158,11 +166,20 @@ def cmd_report(args) -> int:
         a = analyse(args.file, opts)
         _hold_warnings(a.warnings)
         sizes = region_sizes_for(args, a.program, a.cfg.regions)
-        text = report.render(a, args.format, handler=args.handler, color=_color(args), output=args.output, sizes=sizes)
+        unresolved = sum(1 for s in a.sites if s.op is not None and not s.resolved)
+        if args.format == "json":
+            data = report.report_data(a, args.handler, sizes)
+            del a, sizes  # only the report's plain data is needed from here (memory)
+
+            def text(f, data=data):
+                json.dump(data, f, indent=2)
+                f.write("\n")
+        else:
+            text = report.render(a, args.format, handler=args.handler, color=_color(args), output=args.output,
+                                 sizes=sizes)
         _release_warnings()
         if text is not None:
             write_output(args.output, text, [args.file])
-        unresolved = sum(1 for s in a.sites if s.op is not None and not s.resolved)
     if args.fail_on_unresolved and unresolved:
         return EXIT_FINDINGS
     return EXIT_OK

@@ -4,6 +4,7 @@ and SARIF 2.1.0 for CI code scanning. Only this module and the CLI print."""
 from __future__ import annotations
 
 import io
+from collections import Counter
 import json
 import os
 import shutil
@@ -230,14 +231,15 @@ def report_data(a, handler: str | None = None, sizes=None) -> dict:
         sites = [s for s in sites if s["handler"] in keep]
         regions = [r for r in regions if r.name in keep]
     handlers = []
+    per_handler = Counter(s["handler"] for s in sites)
     for r in regions:
-        est = estimate_bytes(stmts[r.start:r.end])
         rs = sizes.of(r) if sizes is not None else None
+        est = rs.estimate if rs is not None else estimate_bytes(stmts[r.start:r.end])
         handlers.append({
             "name": r.name, "section": r.section, "vector": r.vector, "offset": r.offset, "slot": r.slot,
             "labels": r.labels, "bytes_estimate": est,
             "bytes": rs.bytes if rs is not None else est, "bytes_source": rs.source if rs is not None else "estimate",
-            "sites": sum(1 for s in sites if s["handler"] == r.name),
+            "sites": per_handler[r.name],
         })
     unres = [{"file": display_path(u.loc.use_site.file), "line": u.loc.use_site.line, "col": u.loc.use_site.col,
               "reason": u.reason} for u in a.cfg.unresolved]

@@ -56,10 +56,11 @@ class Sizes:
     reason: str | None = None
 
     def of(self, region: Region) -> RegionSize | None:
-        for rs in self.regions:
-            if rs.region is region or (rs.region.start, rs.region.end) == (region.start, region.end):
-                return rs
-        return None
+        """The size of `region` (matched by its statement range), in constant time."""
+        index = self.__dict__.get("_index")
+        if index is None or len(index) != len(self.regions):
+            index = self.__dict__["_index"] = {(rs.region.start, rs.region.end): rs for rs in self.regions}
+        return index.get((region.start, region.end))
 
 
 def tools() -> tuple[str, str, str] | None:
