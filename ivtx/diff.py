@@ -308,7 +308,7 @@ class _Context:
         edit = self.edits.get(self.name_of(site), [None])[0]
         if edit is None or self.res.convention != "pal-static":
             return 1
-        return max(1, edit.new.count("r28="))
+        return max(1, edit.calls)
 
     def row(self, lu: _Unit | None, ru: _Unit | None, equal: bool, h: HandlerDiff) -> Row:
         left = Cell(lu.line, list(lu.lines)) if lu is not None else None
@@ -356,7 +356,7 @@ class _Context:
         if not clobs:
             return ("!" if edit else "="), [Note(f"{head}: no clobber needed")] + notes
         why = explain_clobbers(self.a.cfg, self.a.liveness, site, clobs, self.files)
-        pal = self.res.convention == "pal-static" and getattr(edit, "clobbers", None) is None
+        pal = self.res.convention == "pal-static" and (edit is None or edit.clobbers is None)
         verb = "the callee may clobber" if pal else "clobbers"
         if len(why) == 1 and why[0].dead:  # one reason for all: one line
             return ("!" if edit else "="), [Note(f"{head}: {verb} {_compact(clobs)}, free: {why[0].reason}")] + notes
@@ -374,17 +374,8 @@ class _Context:
 
     def clobbers(self, site, edit) -> list[str]:
         """The registers the replacement of `site` may overwrite, as transform chose them."""
-        got = getattr(edit, "clobbers", None)  # (a structured field, when transform records one)
-        if got is not None:
-            return list(got)
-        op = site.op
-        m = re.fullmatch(rf"\s*{re.escape(op.name)}\s*\((.*)\)\s*", edit.new)
-        if m:  # macro rendering: the call's clobber arguments
-            args = [x.strip() for x in m.group(1).split(",")]
-            return [v for r, v in zip(op.args, args) if op.role_kind(r) in ("clob", "pclob")]
-        m = re.search(r"clobbers ([\w.]+(?:, [\w.]+)*) dead after", edit.reason)
-        if m:  # call rendering: the site's clobbers, the return-address, entry and save registers
-            return m.group(1).split(", ")
+        if edit.clobbers is not None:  # as transform chose them (macro and call renderings)
+            return list(edit.clobbers)
         if self.res.convention == "pal-static":  # docs/pal-static.md: what the callee may clobber
             from .emit_pal import CALLER_BANK_SCRATCH, SCRATCH
 

@@ -107,6 +107,16 @@ def in_explicit_bundle(a, g) -> bool:
     return False
 
 
+def stop_written_after(a, g) -> bool:
+    """Whether the statement right after the site is a stop, at every use."""
+    stmts = a.cfg.program.statements
+    for u in g.uses:
+        i = a.cfg.stmt_index[u.pos + u.length - 1] + 1
+        if i >= len(stmts) or type(stmts[i]).__name__ != "Stop":
+            return False
+    return True
+
+
 def place_sequence(a, files: SourceFiles, g, items: list[str], tag, moved=None) -> list[TextEdit]:
     """The site's text becomes `items` (statements, ';;', 'N:' labels); the site's other
     instructions and the stops between them go. Leading stops go on lines of their own so that
@@ -114,6 +124,8 @@ def place_sequence(a, files: SourceFiles, g, items: list[str], tag, moved=None) 
     edits: list[TextEdit] = []
     first = g.span
     line = files.line(first.file, first.line)
+    if moved is None and items and items[-1] == ";;" and stop_written_after(a, g):
+        items = items[:-1]  # the stop written after the site ends the sequence's last group
     lead = []
     while items and items[0] == ";;":
         lead.append(items.pop(0))
@@ -293,10 +305,11 @@ def _record(a, g, files, cs: CallSite, how: str, name: str):
 
     sp = g.span
     old = files.line(sp.file, sp.line)[sp.start:sp.end]
-    regs = ", ".join(x for x in [*cs.clobbers, cs.link, cs.save, cs.entry] if x)
+    clobbers = [x for x in [*cs.clobbers, cs.link, cs.save, cs.entry] if x]
+    regs = ", ".join(clobbers)
     why = f"called {how}; " + (f"clobbers {regs} dead after the site (liveness)" if regs else "no register needed")
     why += claim_text(g, [x for x in [*cs.clobbers, cs.link, cs.save, cs.entry, cs.breg] if x])
-    return EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, f"call {cs.stub}", why)
+    return EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, f"call {cs.stub}", why, clobbers)
 
 
 def _sequence(a, g, cs: CallSite, label: str, catalog) -> tuple[list[str], list[str]]:

@@ -41,6 +41,8 @@ class SourceFiles:
 
     def __init__(self, not_editable: tuple[str, ...] = ()):
         self.texts: dict[str, str] = {}
+        self._lines: dict[str, tuple[str, list[str]]] = {}
+        self._defines: dict[tuple[str, int], str | None] = {}
         self.not_editable = set(not_editable)
 
     def text(self, name: str) -> str:
@@ -49,7 +51,13 @@ class SourceFiles:
         return self.texts[name]
 
     def lines(self, name: str) -> list[str]:
-        return self.text(name).split("\n")
+        """The file's lines, split once (callers must not modify the list)."""
+        text = self.text(name)
+        cached = self._lines.get(name)
+        if cached is None or cached[0] is not text:  # (texts may be replaced, diff.py)
+            cached = self._lines[name] = (text, text.split("\n"))
+            self._defines = {k: v for k, v in self._defines.items() if k[0] != name}
+        return cached[1]
 
     def line(self, name: str, lineno: int) -> str:
         lines = self.lines(name)
@@ -73,6 +81,18 @@ class SourceFiles:
         while i > 0 and lines[i - 1].rstrip().endswith("\\"):
             i -= 1
         return re.match(r"\s*#\s*define\b", lines[i]) is not None
+
+    def defined_name(self, name: str, lineno: int) -> str | None:
+        """The macro whose `#define` (logical line) holds this line, or None."""
+        key = (name, lineno)
+        if key not in self._defines:
+            lines = self.lines(name)
+            i = lineno - 1
+            while i > 0 and lines[i - 1].rstrip().endswith("\\"):
+                i -= 1
+            m = re.match(r"\s*#\s*define\s+([A-Za-z_]\w*)", lines[i]) if 0 <= i < len(lines) else None
+            self._defines[key] = m.group(1) if m else None
+        return self._defines[key]
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,7 +225,8 @@ def plan_pal(a, groups, files, res, catalog, out_of_line: frozenset = frozenset(
         calls = "; ".join(f"r28={c.pal.index} ({c.pal.name})" for c in ps.calls)
         res.edits.append(EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, f"br.cond {ENTRY} with {calls}",
                                     "PAL-static call; registers the callee may clobber are dead after it or "
-                                    "saved around it (liveness)" + claim_text(g, ps.clobbered + ps.temps)))
+                                    "saved around it (liveness)" + claim_text(g, ps.clobbered + ps.temps),
+                                    calls=len(ps.calls)))
     plan.support[SUPPORT] = native_support(table, ool_code, a.path)
     check_groups(plan.support[SUPPORT].split("\n"), "the PAL-static support code")
     plan.append_main = f"#include <{SUPPORT}>\t/* ivtx: the PAL-static entry and its native ops */\n"

@@ -8,7 +8,10 @@ Sites are edited where they are written (source-preserving text edits, emit_macr
 inside a macro body is edited once, in the body, with clobbers dead at every use of the macro.
 When a site lacks registers, restructure.py tries the design's restructurings in order; a site
 that still cannot be given what it needs is *unresolved*: the result then carries no text at
-all. Every output is re-analysed (the liveness of the output itself) and every register the
+all. A pv call already written (or, with --expand-pv, expanded through a header's native
+definition of the catalog macro, which is never edited) stays as written in the macro rendering,
+except a written clobber provably live after it, which is re-chosen from the site's free
+registers. Every output is re-analysed (the liveness of the output itself) and every register the
 emitted code clobbers must be dead there, or transform fails loudly (IvtxInternal).
 """
 
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .diag import IvtxError
+from .diag import IvtxError, Loc
 from .emit_macro import (NATIVE_HEADER, Located, SourceFiles, Span, TextEdit, Unplaceable, apply_edits,
                          delete_span, include_edit, replace_span, includes_pv_header, locate, locate_pvcall, macro_call,
                          native_header)
@@ -52,6 +56,10 @@ class EditRecord:
     old: str
     new: str
     reason: str
+    # the registers the replacement may overwrite, as chosen (None: PAL-static, where the callee's
+    # contract says which, docs/pal-static.md), and the calls it makes (PAL ITC_I_AND_D: two)
+    clobbers: list[str] | None = None
+    calls: int = 1
 
 
 @dataclass
@@ -186,12 +194,34 @@ def _loc_key(s) -> tuple:
     return (s.loc.file, s.loc.line, s.loc.col)
 
 
+def pv_use(s, files: SourceFiles, names) -> Loc | None:
+    """Where `s` comes from the native definition of a catalog macro (a header such as
+    asm/native/inst.h defining `MOV_FROM_IFA(dst)`, read with --expand-pv): the use of that
+    macro, `MOV_FROM_IFA(r16)`, which is already a pv call (the header is never edited)."""
+    via = s.loc.via
+    if via is None or s.loc.file.startswith("<"):
+        return None
+    try:
+        name = files.defined_name(s.loc.file, s.loc.line)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return via if name in names else None
+
+
+def _site_key(code, p: int, files: SourceFiles, names) -> tuple:
+    s = code[p]
+    use = pv_use(s, files, names)
+    return _loc_key(s) if use is None else _loc_key(s) + ((use.file, use.line, use.col),)
+
+
 def collect_groups(a, files: SourceFiles, kinds: tuple[str, ...], catalog: Catalog) -> tuple[list[SiteGroup], list[str]]:
-    """Group the sites of `kinds` by the source text they come from; note the others."""
+    """Group the sites of `kinds` by the source text they come from; note the others. A native
+    site expanded from a catalog macro's own definition is the pv call written at its use."""
     code = a.cfg.code
+    names = frozenset(catalog.ops)
     by_loc: dict[tuple, list[int]] = {}
     for p, s in enumerate(code):
-        by_loc.setdefault(_loc_key(s), []).append(p)
+        by_loc.setdefault(_site_key(code, p, files, names), []).append(p)
     groups: dict[tuple, SiteGroup] = {}
     notes: list[str] = []
     for site in a.sites:
@@ -203,12 +233,15 @@ def collect_groups(a, files: SourceFiles, kinds: tuple[str, ...], catalog: Catal
         if site.switched:
             notes.append(f"{site_name(a, site)}: '{statement_text(s)}' left as written: {site.switched}")
             continue
-        if site.kind not in kinds:
+        kind = site.kind
+        if kind == "native" and pv_use(s, files, names) is not None:
+            kind = "pvcall"
+        if kind not in kinds:
             continue
-        key = tuple(_loc_key(code[site.pos + j]) for j in range(site.length))
+        key = tuple(_site_key(code, site.pos + j, files, names) for j in range(site.length))
         g = groups.get(key)
         if g is None:
-            g = groups[key] = SiteGroup([], site.op, site.kind)
+            g = groups[key] = SiteGroup([], site.op, kind)
         g.uses.append(site)
     out = []
     for key, g in groups.items():
@@ -232,7 +265,15 @@ def _describe(a, g: SiteGroup, files: SourceFiles, catalog: Catalog, same_text: 
         return
     try:
         if g.kind == "pvcall":
-            span, args, g.in_macro = locate_pvcall(code[first.pos], files)
+            s = code[first.pos]
+            use = pv_use(s, files, frozenset(catalog.ops)) if not isinstance(s, PvCall) else None
+            if use is not None:  # native text from the macro's definition: the call is at its use
+                name = files.defined_name(s.loc.file, s.loc.line)
+                if name != g.op.name or any(pv_use(code[first.pos + j], files, {name}) != use
+                                            for j in range(first.length)):
+                    raise Unplaceable(f"{name} at {use} expands to more than the pv op {g.op.name}")
+                s = PvCall(name, (), use, g.op.parens)
+            span, args, g.in_macro = locate_pvcall(s, files)
             g.pv_span = span
             g.role_text = {r: t for r, t in zip(g.op.args, args)}
         else:
@@ -300,7 +341,8 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
 
     `sizes` is the ivtx.sizes mode for the bytes per vector (auto, exact, estimate). With
     `partial=True` the output is produced even when sites are unresolved, those sites left as
-    written: for measuring what the rest costs, never an output to use (the CLI does not offer
+    written, and a vector that overflows its slot is listed as unresolved with the bytes it
+    needs: for measuring what the rest costs, never an output to use (the CLI does not offer
     it; `res.ok` stays False)."""
     from .pipeline import Options
 
@@ -317,16 +359,20 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
 
     files = SourceFiles(not_editable=(prelude_path(),))
     main = a.path
-    kinds = ("native",) if (convention == "pvops" and render == "macro") else ("native", "pvcall")
+    kinds = ("native", "pvcall")  # (the macro rendering keeps pv calls, re-choosing live clobbers)
     groups, notes = collect_groups(a, files, kinds, catalog)
     out_of_line: frozenset = frozenset()
     cache: dict = {}
-    while True:
+
+    def _pass(final: bool = False) -> TransformResult:
         res = TransformResult(convention, render if convention == "pvops" else "call", backend, None, None,
                               source_path=main, source_text=files.text(main))
         res.warnings.extend(notes)
-        _existing_pvcalls(a, res, kinds)
-        _emit(a, res, groups, files, opts, convention, render, sizes, out_of_line, cache, partial)
+        _emit(a, res, groups, files, opts, convention, render, sizes, out_of_line, cache, partial, final)
+        return res
+
+    while True:
+        res = _pass()
         over = {v.name: v for v in res.vectors if v.overflows}
         if (res.unresolved and not partial) or not over:
             break
@@ -339,15 +385,16 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
                     and all(_dt(a, u.pos) == 1 for u in g.uses)}
         more -= out_of_line
         if not more:
-            if partial:
-                break
+            if partial and res.program is None:  # the last pass stopped before its self-check
+                res = _pass(final=True)
             for v in over.values():
                 res.unresolved.append(UnresolvedSite(v.name, f"vector at {v.offset:#06x}", None,
                                                      f"needs {v.after} bytes of its {v.slot:#x}-byte slot"
                                                      + ("" if not out_of_line else
                                                         " even with its calls out of line")))
-            res.text = res.program = res.native_program = None
-            res.headers, res.header_sources = {}, {}
+            if not partial:
+                res.text = res.program = res.native_program = None
+                res.headers, res.header_sources = {}, {}
             break
         out_of_line |= more
     return res
@@ -359,7 +406,7 @@ def _dt(a, pos: int) -> int | None:
 
 
 def _emit(a, res: "TransformResult", groups, files: SourceFiles, opts, convention: str, render: str, sizes: str,
-          out_of_line: frozenset, cache: dict, partial: bool = False) -> None:
+          out_of_line: frozenset, cache: dict, partial: bool = False, final: bool = False) -> None:
     """One rendering pass: plan, edit, write the result, re-analyse (the self-check)."""
     catalog = opts.cat()
     main = a.path
@@ -390,7 +437,7 @@ def _emit(a, res: "TransformResult", groups, files: SourceFiles, opts, conventio
             rel = _relative_name(name, main, opts)
             res.headers[rel] = text
             res.header_sources[rel] = name
-    _reanalyse(a, res, opts, plan, where, sizes, cache, (convention, render) != ("pvops", "macro"))
+    _reanalyse(a, res, opts, plan, where, sizes, cache, not final and (convention, render) != ("pvops", "macro"))
 
 
 @dataclass
@@ -408,26 +455,61 @@ class Plan:
     aliases: dict = field(default_factory=dict)
 
 
-def _existing_pvcalls(a, res: TransformResult, kinds) -> None:
-    """pv calls already in the source stay as written (macro rendering); a written clobber that is
-    live is reported, not fixed (`ivtx check` explains it)."""
-    if "pvcall" in kinds:
-        return
-    from .sites import why_live
+def _keep_pvcall(a, g: SiteGroup, files: SourceFiles, res: TransformResult, plan: "Plan", name: str,
+                 text: str) -> None:
+    """A pv call already in the source (macro rendering) stays as written, except a written
+    clobber that is provably live after it (`ivtx check`): that argument is replaced by the first
+    register of the site's free set (dead after every use), or the site is unresolved. A clobber
+    whose liveness is unknown (no bank) is kept, with a note."""
+    from .sites import clobber_locations, why_live
 
-    for site in a.sites:
-        if site.kind != "pvcall" or site.op is None:
+    used = set(g.role_text.values()) | {v for u in g.uses for v in u.args.values()}
+    texts = dict(g.role_text)
+    changes, chosen = [], []
+    for role in g.op.args:
+        kind = g.op.role_kind(role)
+        if kind not in ("clob", "pclob"):
             continue
-        state = a.liveness.states[site.pos]
-        bank = state.bank if state is not None else None
-        for role, val in site.args.items():
-            if site.op.role_kind(role) not in ("clob", "pclob"):
+        val = g.uses[0].args.get(role) or texts.get(role, "")
+        proof, unknown = None, False
+        for u in g.uses:  # as ivtx check decides (a bank switch makes r16-r31 mean both banks)
+            reg = u.args.get(role) or val
+            locs = clobber_locations(a.cfg, a.liveness, u, reg) if re.fullmatch(r"[rp]\d+", reg) else None
+            if locs is None:
+                unknown = True
                 continue
-            names = bank_names(val, bank)
-            live = len(names) != 1 or why_live(a.cfg, a.liveness, site.pos, names[0]) is not None
-            if live:
-                res.warnings.append(f"{site_name(a, site)}: existing {statement_text(a.cfg.code[site.pos])}: "
-                                    f"clobber {val} is not provably dead after it (kept as written; see ivtx check)")
+            for loc in locs:
+                proof = proof or why_live(a.cfg, a.liveness, u.pos + u.length - 1, loc)
+        if proof is None:
+            if unknown:
+                res.warnings.append(f"{name}: existing {text}: clobber {val} is not provably dead after it "
+                                    "(its bank, frame or spelling is unknown; kept as written; see ivtx check)")
+            chosen.append(val)
+            continue
+        why = f"written clobber {val} is live ({proof.describe(a.cfg)})"
+        if g.problem:
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name, f"{why}; {g.problem}"))
+            return
+        free = g.free_gr if kind == "clob" else g.free_pr
+        new = next((r for r in free if r not in used), None)
+        if new is None:
+            what = "GR" if kind == "clob" else "predicate"
+            res.unresolved.append(UnresolvedSite(name, text, g.op.name,
+                                                 f"{why}; no {what} is free to replace it" + unknown_note(g)))
+            return
+        used.add(new)
+        texts[role] = new
+        chosen.append(new)
+        changes.append(f"{why}; replaced by {new}, proved dead" + claim_text(g, [new]))
+    if not changes:
+        return
+    call = macro_call(g.op, texts)
+    tag = ("macro", len(plan.checks))
+    sp = g.pv_span
+    plan.edits.append(replace_span(files.line(sp.file, sp.line), sp, call, tag=tag))
+    plan.checks[tag] = (g.op.name, chosen, g)
+    old = files.line(sp.file, sp.line)[sp.start:sp.end]
+    res.edits.append(EditRecord(name, f"{sp.file}:{sp.line}", g.op.name, old, call, "; ".join(changes), chosen))
 
 
 def _all_source_texts(main: str, opts) -> list[str]:
@@ -462,6 +544,9 @@ def _plan_macro(a, groups: list[SiteGroup], files: SourceFiles, res: TransformRe
     for g in groups:
         name = ", ".join(site_name(a, u) for u in g.uses)
         text = statement_text(a.cfg.code[g.first.pos]) + ("; ..." if g.first.length > 1 else "")
+        if g.kind == "pvcall":
+            _keep_pvcall(a, g, files, res, plan, name, text)
+            continue
         if g.problem:
             res.unresolved.append(UnresolvedSite(name, text, g.op.name, g.problem))
             continue
@@ -509,7 +594,8 @@ def _plan_macro(a, groups: list[SiteGroup], files: SourceFiles, res: TransformRe
         why = (f"clobber{'s' if len(chosen_gr + chosen_pr) > 1 else ''} {clob} dead after "
                f"{'every use' if len(g.uses) > 1 else 'the site'} (liveness)") if clob else "no clobber needed"
         why += claim_text(g, chosen_gr + chosen_pr)
-        res.edits.append(EditRecord(name, f"{first.file}:{first.line}", g.op.name, old, call, why))
+        res.edits.append(EditRecord(name, f"{first.file}:{first.line}", g.op.name, old, call, why,
+                                    [texts[r] for r in g.op.args if g.op.role_kind(r) in ("clob", "pclob")]))
         plan.needs_pv_header = True
         if g.op.native.rstrip().endswith(";;") and not _stop_follows(a, g.first):
             nxt = _next_code_text(a, g.first, files)
@@ -615,7 +701,8 @@ def _reanalyse(a, res: TransformResult, opts, plan: Plan, where: dict, sizes: st
         if may_retry and any(v.overflows for v in res.vectors):
             return
         try:
-            b, program = _analyse_model(str(out_main), o2, plan.rewrite)
+            # the model keeps every pv op a call, even where a header defines it (--expand-pv)
+            b, program = _analyse_model(str(out_main), replace(o2, expand_pv=False), plan.rewrite)
         except IvtxError as exc:
             raise IvtxInternal(f"transform output does not parse: {exc.render()}") from None
         _check_output(b, plan, where, renamed)

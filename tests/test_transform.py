@@ -320,3 +320,85 @@ def test_cli_patch_covers_the_edited_header_and_applies(tmp_path, monkeypatch, c
     assert main(["transform", "-I", "samples", "samples/ivt_save.S", "-o", str(out), "--sizes", "estimate"]) == 0
     assert (tree / "samples" / "ivt_save.S").read_text() == out.read_text()
     assert (tree / "samples" / "sample_minstate.h").read_text() == (out.parent / "sample_minstate.h").read_text()
+
+
+# A header defining catalog macros natively (like asm/native/inst.h), read with --expand-pv: the
+# source's MOV_FROM_IFA(r16) is already a pv call; only the native `mov r17=cr.ifa` is a new site.
+NATIVE_DEFS = """#define MOV_FROM_IFA(dst)\tmov dst=cr.ifa
+#define ITC_I(pred, src, clob)\t(pred) itc.i src
+#define RFI\trfi
+"""
+EXPANDED = '#include "defs.h"\n' + HEAD + """\t.org ia64_ivt+0x0400
+itlb_miss:
+\tMOV_FROM_IFA(r16)\t\t// already a pv call
+\tmov r31=pr
+\t;;
+\tmov r17=cr.ifa
+\t;;
+\tmov pr=r31,-1
+\t;;
+\trfi
+\t;;
+"""
+
+
+@pytest.mark.parametrize("render", ["macro", "call"])
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_pv_macro_expanded_through_its_native_definition_is_a_pv_call_and_the_header_is_not_edited(
+        tmp_path, render, partial):
+    write(tmp_path, "defs.h", NATIVE_DEFS)
+    src = write(tmp_path, "exp.S", EXPANDED)
+    opts = Options(include_dirs=[str(tmp_path)], prelude=False, expand_pv=True)
+    a = analyse(str(src), opts)
+    res = transform(a, "pvops", render, options=opts, sizes="estimate", partial=partial)
+    assert res.ok and res.headers == {}
+    assert all("defs.h" not in e.where for e in res.edits)
+    if render == "macro":  # the call stays as written; the native site and rfi become calls
+        assert "\tMOV_FROM_IFA(r16)\t\t// already a pv call\n" in res.text
+        assert [e.new for e in res.edits] == ["MOV_FROM_IFA(r17)", "RFI"]
+    else:  # all three sites become table calls, the written one included
+        assert "MOV_FROM_IFA(r16)" not in res.text
+        assert [e.op for e in res.edits] == ["MOV_FROM_IFA", "MOV_FROM_IFA", "RFI"]
+
+
+def test_a_live_written_clobber_is_re_chosen_and_the_output_verifies():
+    """ivt_pv_bad.S line 43: ITC_I(p0, r18, r31) while `mov pr=r31,-1` (line 54) reads r31.
+    Only that argument changes, to a register dead after the call; the scribbling hypervisor
+    model (it writes every clobber) then agrees with the native run on every trial."""
+    from ivtx.sites import why_live
+    from ivtx.verify import scribbling_model, verify
+
+    src = SAMPLES / "ivt_pv_bad.S"
+    a, res = run(src, prelude=True)
+    assert res.ok
+    [e] = res.edits
+    new = e.new.split(", ")[-1].rstrip(")")
+    assert e.old == "ITC_I(p0, r18, r31)" and e.new == f"ITC_I(p0, r18, {new})" and new not in ("r18", "r31")
+    assert e.reason.startswith(f"written clobber r31 is live (read at {src}:54:") and \
+        e.reason.endswith(f"replaced by {new}, proved dead")
+    site = next(s for s in a.sites if s.op is not None and s.op.name == "ITC_I")
+    assert why_live(a.cfg, a.liveness, site.pos, new) is None
+    old_lines, new_lines = src.read_text().split("\n"), res.text.split("\n")
+    assert [(o, n) for o, n in zip(old_lines, new_lines) if o != n] == \
+        [("\tITC_I(p0, r18, r31)", f"\tITC_I(p0, r18, {new})")] and len(old_lines) == len(new_lines)
+    result = verify(a.program, res.program, trials=200, pv_model=scribbling_model, policy=a.policy)
+    assert result.handlers and result.ok, [h.mismatch.describe() for h in result.mismatches]
+    assert [(h.name, h.agreed) for h in result.handlers] == [("itlb_miss", 200)]
+
+
+def test_dead_written_clobbers_stay_byte_for_byte():
+    _, res = run(SAMPLES / "ivt_pv.S", prelude=True)
+    assert res.ok and res.text == (SAMPLES / "ivt_pv.S").read_text()
+
+
+def test_a_live_written_clobber_with_nothing_free_is_unresolved(tmp_path):
+    # every bank-0 GR r16-r31 and r2-r15 (and r1, r8-r11 ...) is read after the call: nothing to re-choose
+    reads = "".join(f"\tst8 [r1]=r{n}\n" for n in range(2, 32) if n != 12 and n != 13)
+    text = HEAD + "\t.org ia64_ivt+0x0400\none:\n\tITC_D(p0, r18, r16)\n\t;;\n" + reads + \
+        "\tst8 [r1]=r12\n\tst8 [r1]=r13\n\t;;\n\trfi\n\t;;\n"
+    src = write(tmp_path, "full.S", text)
+    _, res = run(src)
+    assert not res.ok and res.text is None
+    [u] = res.unresolved
+    assert u.op == "ITC_D" and u.reason.startswith(f"written clobber r16 is live (read at {src}:") \
+        and u.reason.endswith("no GR is free to replace it")

@@ -107,3 +107,15 @@ def test_call_self_check_fails_loudly_on_a_live_register(tmp_path):
     site.free_gr = ["r31"] + site.free_gr  # r31 holds the saved predicates until the end
     with pytest.raises(IvtxInternal, match="r31 is live in the output"):
         transform(a, "pvops", "call", options=opts, sizes="estimate")
+
+
+@pytest.mark.parametrize("convention", ["pvops", "pal-static"])
+def test_a_stop_written_after_the_site_ends_the_call_sequence_once(tmp_path, convention):
+    # every site of TWO_MODES is followed by a written `;;`: the sequence adds no second one
+    src = tmp_path / "t.S"
+    src.write_text(TWO_MODES)
+    opts = Options(include_dirs=[str(tmp_path)], prelude=False)
+    res = transform(analyse(str(src), opts), convention, "call", options=opts, sizes="estimate")
+    assert res.ok and len(res.edits) == 4  # cr.ifa, rsm psr.dt, cr.isr, rfi
+    lines = [x.strip() for x in res.text.split("\n") if x.strip()]
+    assert not [i for i in range(len(lines) - 1) if lines[i] == lines[i + 1] == ";;"], res.text

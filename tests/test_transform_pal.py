@@ -327,3 +327,18 @@ def test_tight_sample_stays_unresolved_and_says_why(tmp_path, capsys):
                    str(ROOT / "samples" / "ivt_tight.S"), "-o", str(out)])
     assert status == 3 and not out.exists()
     assert "5 register(s) live across the call" in capsys.readouterr().err
+
+
+def test_partial_output_of_an_overflowing_vector_keeps_the_program_and_names_the_vector(monkeypatch):
+    """As above without chaining (each call out of line with its own branch and return label):
+    dispatch_to_fault_handler needs more than its 1024 bytes; `partial` still gives the output
+    (text and program) and lists the vector as unresolved with the bytes it needs."""
+    import ivtx.emit_pal as pal
+
+    monkeypatch.setattr(pal, "_consecutive", lambda *args: False)
+    res = transform_sample("ivt_save.S", partial=True)
+    assert not res.ok and res.text is not None and res.program is not None
+    assert [u.site for u in res.unresolved] == ["dispatch_to_fault_handler"]
+    [v] = [v for v in res.vectors if v.name == "dispatch_to_fault_handler"]
+    assert v.slot == 0x400 < v.after
+    assert res.unresolved[0].reason == f"needs {v.after} bytes of its 0x400-byte slot even with its calls out of line"
