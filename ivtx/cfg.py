@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from .diag import IvtxError, Loc
-from .ir import Directive, Imm, Instruction, Label, Mem, Program, PvCall, Reg, Statement, Stop, Sym
+from .ir import Directive, Imm, Instruction, Label, Mem, Program, PvCall, Reg, Stop, Sym
 from .layout import SECTION_DIRECTIVES, Region, regions
 
 BRANCH_OPS = {"br", "brl"}

@@ -84,8 +84,6 @@ def _ending(cfg: CFG, live: Liveness, node, loc: str) -> str | None:
         if loc not in live.policy.context:
             return "not read again: not part of the interrupted context at rfi"
         return f"not read again: rfi does not read it ({summ.origin})"
-    if kind == "ext" and node[1] == "@continuation":
-        return f"not read by the {summ.origin}"
     if kind == "ext":
         return f"not read by {node[1]} ({summ.origin})"
     return f"not read at {kind} ({summ.origin})"

@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
+from typing import TYPE_CHECKING
+
 from .interp import RunResult
+
+if TYPE_CHECKING:  # annotations only: verify imports this module
+    from .verify import Difference
 
 
 def fmt_value(v) -> str:

@@ -19,7 +19,7 @@ import networkx as nx
 from .cfg import CFG
 from .conventions import ExitPolicy, Summary, all_register_locations
 from .effects import effects_of
-from .ir import Instruction, PvCall
+from .ir import PvCall
 from .machine import MState, track
 from .pveffects import pv_effects
 
@@ -118,12 +118,6 @@ def node_summary(cfg: CFG, policy: ExitPolicy, node) -> tuple[Summary | None, bo
     if kind == "rfi":
         return policy.rfi, False
     if kind == "ext":
-        if node[1] == "@continuation":
-            # `br b0` back to the continuation of a nested miss: the caller's live set flows
-            # through the ("nested", i) node, which reads what we return to; here nothing
-            # beyond the documented outputs is read.
-            return Summary("@continuation", frozenset({"r17@0", "r29@0", "r30@0", "r31@0"}),
-                           origin="nested-TLB-miss return (outputs r17, r29-r31)"), False
         return policy.symbol(node[1]), False
     if kind == "call":
         callee = cfg.graph.nodes[node].get("callee")
@@ -145,13 +139,10 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
     code = cfg.code
     use = [0] * len(code)
     kill = [0] * len(code)
-    cache: dict = {}
     for p, s in enumerate(code):
-        key = (id(s), states[p].bank if states[p] is not None else None)
         uses, kills = instruction_sets(s, states[p])
         use[p] = universe.mask(uses)
         kill[p] = universe.mask(kills)
-    del cache
     from .predkill import guarded_kills
 
     guarded_kills(cfg, policy, states, use, kill, universe)
@@ -177,7 +168,9 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
                 why_all[n] = summ.origin
             else:
                 gen[n] = universe.mask(summ.live_in)
-            kil[n] = universe.mask(_must_clobbers(summ)) if returns else 0
+            # a summary's clobbers are only may-writes (the callee need not write them): they
+            # never kill, so what is live after a returning summary stays live before it
+            kil[n] = 0
     full = universe.all
     for n, v in gen.items():
         if v == -1:
@@ -209,10 +202,3 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
                     queued[j] = True
                     heappush(work, j)
     return Liveness(cfg, policy, universe, states, use, kill, live_in, live_out, why_all)
-
-
-def _must_clobbers(summ: Summary) -> set[str]:
-    """Clobbers of a returning summary kill: the callee certainly overwrites... no — a clobber
-    is only *may*-overwritten, so it must not kill. Only the nested-TLB outputs it always
-    writes (r17) would; we stay conservative and kill nothing."""
-    return set()

@@ -62,7 +62,7 @@ def read_source(path: str) -> str | None:
 def load(path: str, opts: Options, timings: dict | None = None) -> tuple[Program, object]:
     """Preprocess and parse `path` into a Program (plus the preprocessed text object)."""
     from .parse import parse
-    from .preprocess import preprocess
+    from .preprocess import preprocess, read_source_text
 
     read_source(path)
     t0 = time.perf_counter()
@@ -70,7 +70,7 @@ def load(path: str, opts: Options, timings: dict | None = None) -> tuple[Program
     if path.endswith(".s"):
         from .ppline import passthrough
 
-        pp = passthrough(path, _read_text(path))
+        pp = passthrough(path, read_source_text(path))
     else:
         pp = preprocess(path, include_dirs=opts.include_dirs, defines=opts.defines, undefines=opts.undefines,
                         prelude=opts.prelude, keep_undefined=keep)
@@ -91,25 +91,6 @@ def _no_code(path: str, pp) -> str:
     if not text.strip():
         return "no code: the file is empty"
     return "no code: no instruction or pv-op call is left after preprocessing (see #if/#ifdef, -D, -U)"
-
-
-def _read_text(path: str) -> str:
-    """A `.s` file as text; a NUL byte or invalid UTF-8 is an error at its line and column."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise IvtxError(f"cannot read '{path}': {exc.strerror or exc}", None) from None
-    bad, what = data.find(b"\0"), "NUL byte (binary file?)"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if bad < 0 or exc.start < bad:
-            bad, what = exc.start, f"invalid UTF-8 byte 0x{data[exc.start]:02x}"
-    if bad >= 0:
-        line_start = data.rfind(b"\n", 0, bad) + 1
-        col = len(data[line_start:bad].decode("utf-8", "replace")) + 1
-        raise IvtxError(f"{what} in source file", Loc(path, data.count(b"\n", 0, bad) + 1, col))
-    return text.removeprefix("\ufeff")
 
 
 def analyse(path: str, opts: Options) -> Analysis:

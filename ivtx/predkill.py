@@ -94,7 +94,6 @@ def guarded_kills(cfg: CFG, policy, states, use: list[int], kill: list[int], uni
     from .liveness import instruction_sets, node_summary
 
     code = cfg.code
-    g = cfg.graph
     pairs_end = None
     cache: dict[int, int] = {}
 

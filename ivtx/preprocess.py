@@ -421,6 +421,30 @@ def prelude_path() -> str:
     return str(resources.files("ivtx.prelude").joinpath(PRELUDE_NAME))
 
 
+
+def read_source_text(path: str, loc: Loc | None = None, sources=None) -> str:
+    """A source file as text (a leading BOM dropped); a NUL byte or invalid UTF-8 is an error
+    at its line and column. `loc` locates a failure to read (the #include); `sources` gets
+    the undecodable text so the error can show its line."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise IvtxError(f"cannot read '{path}': {e.strerror or e}", loc) from None
+    bad, what = data.find(b"\0"), "NUL byte (binary file?)"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if bad < 0 or e.start < bad:
+            bad, what = e.start, f"invalid UTF-8 byte 0x{data[e.start]:02x}"
+    if bad >= 0:
+        if sources is not None:
+            sources.add(path, data.decode("utf-8", "replace"))
+        line_start = data.rfind(b"\n", 0, bad) + 1
+        col = len(data[line_start:bad].decode("utf-8", "replace")) + 1
+        raise IvtxError(f"{what} in source file", Loc(path, data.count(b"\n", 0, bad) + 1, col))
+    return text.removeprefix("\ufeff")
+
 class _Preprocessor:
     def __init__(self, include_dirs: list[str], keep: frozenset[str]):
         self.include_dirs = include_dirs
@@ -482,24 +506,7 @@ class _Preprocessor:
         cached = self.file_cache.get(path)
         if cached is not None:
             return cached
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise IvtxError(f"cannot read '{path}': {e.strerror or e}", loc) from None
-        bad, what = data.find(b"\0"), "NUL byte (binary file?)"
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            if bad < 0 or e.start < bad:
-                bad, what = e.start, f"invalid UTF-8 byte 0x{data[e.start]:02x}"
-            text = None
-        if bad >= 0:
-            self.sources.add(path, data.decode("utf-8", "replace"))
-            line_start = data.rfind(b"\n", 0, bad) + 1
-            col = len(data[line_start:bad].decode("utf-8", "replace")) + 1
-            raise IvtxError(f"{what} in source file", Loc(path, data.count(b"\n", 0, bad) + 1, col))
-        text = text.removeprefix("\ufeff")
+        text = read_source_text(path, loc, self.sources)
         self.sources.add(path, text)
         self.file_cache[path] = text
         return text
