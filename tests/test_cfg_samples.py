@@ -199,9 +199,11 @@ def test_a_label_before_org_is_not_the_next_handler():
 @pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES_DIR.glob("*.S")))
 def test_samples_have_no_unresolved_control_flow(name, config):
     """Every indirect branch of the samples is resolvable: the nested vector's `br b0` after
-    `mov b0=r30`, ivt_irq_loop's `br.ret` to its in-file callers, and calls whose rp is traced."""
+    `mov b0=r30`, ivt_irq_loop's `br.ret` to its in-file callers, and calls whose rp is traced;
+    except the system-call table call of ivt_syscall.S, which is there to be untraceable."""
     cfg = cfg_of(name, CONFIGS[config])
-    assert [(u.loc.use_site.line, u.reason) for u in cfg.unresolved] == []
+    expected = [(81, "br.call through b6: target not traced to a label")] if name == "ivt_syscall.S" else []
+    assert [(u.loc.use_site.line, u.reason) for u in cfg.unresolved] == expected
 
 
 INDIRECT = """

@@ -402,3 +402,58 @@ def test_a_live_written_clobber_with_nothing_free_is_unresolved(tmp_path):
     [u] = res.unresolved
     assert u.op == "ITC_D" and u.reason.startswith(f"written clobber r16 is live (read at {src}:") \
         and u.reason.endswith("no GR is free to replace it")
+
+
+# --------------------------------------------------------------------------- code ivtx cannot see
+
+SYSCALL = SAMPLES / "ivt_syscall.S"
+CLAIM_FILE = str(SAMPLES / "linux-syscalls.toml")
+
+
+@pytest.mark.parametrize("convention,render", [("pvops", "macro"), ("pvops", "call"), ("pal-static", "call")])
+def test_a_site_before_an_untraced_table_call_is_unresolved_unless_the_user_claims_c_targets(convention, render):
+    """break_fault's `(p15) ssm psr.i` sits right before `br.call b6=b6` through the system-call
+    table: ivtx cannot see the target, so nothing is free there and nothing is emitted. With the
+    [unresolved_calls] claim of samples/linux-syscalls.toml every convention resolves, and the
+    report names the claim."""
+    opts = Options(include_dirs=[str(SAMPLES)])
+    a = analyse(str(SYSCALL), opts)
+    res = transform(a, convention, render, options=opts, sizes="estimate")
+    assert not res.ok and res.text is None
+    lines = [u.site for u in res.unresolved]
+    assert any(":80:" in s and "break_fault" in s for s in lines), lines
+    assert all("br.call target not traced" in u.reason for u in res.unresolved if ":80:" in u.site)
+    claimed = Options(include_dirs=[str(SAMPLES)], conventions=CLAIM_FILE)
+    b = analyse(str(SYSCALL), claimed)
+    res = transform(b, convention, render, options=claimed, sizes="estimate")
+    assert res.ok and not res.unresolved
+    edit = next(e for e in res.edits if ":80:" in e.site)
+    assert "your claim" in edit.reason
+
+
+def test_the_unaligned_dispatcher_gets_registers_from_the_summary_of_its_c_wrapper():
+    """dispatch_unaligned_handler leaves with `br ia64_prepare_handle_unaligned`, rp preset; the
+    shipped conventions describe that wrapper (entry.S) as a C function, so the scratch registers
+    predicates are free at its `(p15) ssm psr.i` (it needs one); without the summary everything
+    would be live there."""
+    from ivtx.conventions import load_policy
+
+    assert "ia64_prepare_handle_unaligned" in load_policy().c_functions
+    opts = Options(include_dirs=[str(SAMPLES)])
+    a = analyse(str(SYSCALL), opts)
+    site = next(s for s in a.sites if a.cfg.code[s.pos].loc.use_site.line == 110)
+    assert site.op.name == "SSM_PSR_I" and site.free_gr and site.free_pr
+    toml = (ROOT / "ivtx" / "data" / "conventions.toml").read_text()
+    stripped = toml.replace(',\n             "ia64_prepare_handle_unaligned"]', "]")
+    assert stripped != toml
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(stripped)
+    try:
+        b = analyse(str(SYSCALL), Options(include_dirs=[str(SAMPLES)], conventions=f.name))
+    finally:
+        Path(f.name).unlink()
+    site = next(s for s in b.sites if b.cfg.code[s.pos].loc.use_site.line == 110)
+    # (SAVE_REST writes r8-r11 after the site, so GRs stay free; the predicates do not)
+    assert not site.free_pr and any("ia64_prepare_handle_unaligned" in p for p in site.unknown_paths)
