@@ -292,6 +292,8 @@ def cmd_diff(args) -> int:
         res = transform(a, args.convention, args.render, options=opts, sizes=args.sizes)
     if args.sizes == "exact" and not all(v.exact for v in res.vectors):
         raise IvtxError("exact sizes unavailable (--sizes exact): the assembler is missing or refused the file", None)
+    if res.analysis is not None:  # sites were moved: the rows pair the output with the moved input
+        a = res.analysis
     if args.unified or res.program is None:
         if not res.ok:
             _release_warnings()

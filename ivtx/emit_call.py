@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from string import Template
 
-from .emit_macro import (SourceFiles, TextEdit, Unplaceable, _code_follows, _inline, _lines, delete_span,
-                         replace_span)
+from .emit_macro import (SourceFiles, TextEdit, Unplaceable, _code_follows, _indent, _inline, _lines,
+                         delete_span, replace_span)
 from .bundling import check_groups
 from .ir import Directive, Imm, Instruction, Label, Reg
 
@@ -124,6 +124,31 @@ def place_sequence(a, files: SourceFiles, g, items: list[str], tag, moved=None) 
     edits: list[TextEdit] = []
     first = g.span
     line = files.line(first.file, first.line)
+    landed = files.moved.get((first.file, first.line))
+    if landed is not None and landed[0] <= first.start and first.end <= landed[1] and moved is None:
+        # a moved site (ivtx.pal_move) written inline on another instruction's line: the
+        # `;; SITE ;;` text goes, the sequence takes lines of its own next to that line, between
+        # stops (it was in a group of its own)
+        start, end, direction, comment = landed
+        body = [it for it in items]
+        while body and body[0] == ";;":
+            body.pop(0)
+        # (the `;;` written next to the moved text in the input stay: no doubled stops)
+        stmts = a.cfg.program.statements
+        i = a.cfg.stmt_index[g.first.pos]
+        stop = [type(stmts[k]).__name__ == "Stop" if 0 <= k < len(stmts) else False for k in (i - 2, i + 2)]
+        body = ([] if stop[0] else [";;"]) + body
+        if stop[1] and body and body[-1] == ";;":
+            body.pop()
+        elif not stop[1] and (not body or body[-1] != ";;"):
+            body.append(";;")
+        e = TextEdit(first.file, first.line, start, end, "", tag=tag)
+        lines = _lines(body, _indent(line), comment)
+        if direction < 0:
+            e.before = lines
+        else:
+            e.after = lines
+        return [e]
     if moved is None and items and items[-1] == ";;" and stop_written_after(a, g):
         items = items[:-1]  # the stop written after the site ends the sequence's last group
     lead = []

@@ -44,6 +44,10 @@ class SourceFiles:
         self._lines: dict[str, tuple[str, list[str]]] = {}
         self._defines: dict[tuple[str, int], str | None] = {}
         self.not_editable = set(not_editable)
+        # (file, line) -> (start, end, direction, comment): a site transform moved onto another
+        # instruction's line (ivtx.pal_move), written there as `;; SITE ;;` between columns
+        # start and end; its replacement goes on lines of its own before (-1) or after (1)
+        self.moved: dict[tuple[str, int], tuple[int, int, int, str]] = {}
 
     def text(self, name: str) -> str:
         if name not in self.texts:
@@ -296,18 +300,21 @@ def apply_edits(files: SourceFiles, edits: list[TextEdit]) -> tuple[dict[str, st
             if not mine:
                 put(text)
                 continue
-            pieces, cursor, after = [], 0, []
-            first = count[0] + 1
+            pieces, cursor = [], 0
+            # each edit's output lines: its own lines before, the line itself (when the edit
+            # changes it), its own lines after; an insertion next to another site's text does
+            # not become part of that site's place (the self-check looks there)
+            own: dict[int, list[int]] = {}
             for e in mine:
                 for b in e.before:
                     put(b)
+                    own.setdefault(id(e), []).append(count[0])
             for e in mine:
                 if e.start < cursor:
                     raise AssertionError(f"overlapping edits at {name}:{ln}")
                 pieces.append(text[cursor:e.start])
                 pieces.append(e.new)
                 cursor = e.end
-                after.extend(e.after)
             pieces.append(text[cursor:])
             new = "".join(pieces)
             if not new.strip() and text.strip():
@@ -318,11 +325,17 @@ def apply_edits(files: SourceFiles, edits: list[TextEdit]) -> tuple[dict[str, st
                     new = ""
             if new is not None:
                 put(new)
-            for a in after:
-                put(a)
+                for e in mine:
+                    if e.new or e.end > e.start or not e.before:
+                        own.setdefault(id(e), []).append(count[0])
+            for e in mine:
+                for a in e.after:
+                    put(a)
+                    own.setdefault(id(e), []).append(count[0])
             for e in mine:
                 if e.tag is not None:
-                    where[e.tag] = (name, first, count[0])
+                    mine_lines = own.get(id(e)) or [count[0]]
+                    where[e.tag] = (name, min(mine_lines), max(mine_lines))
         out[name] = "\n".join(new_lines)
     return out, where
 

@@ -271,7 +271,6 @@ def _shortage_detail(a, g, saves, why_saved, temps_pool, dsts, bank, after, live
             held.append("recomputable after the call, so each can hold one value: " + ", ".join(lent))
         if held:
             out.append("the other preserved registers hold values read later (" + "; ".join(held) + ")")
-    out.append("moving a PAL-static call is not tried")
     return ": " + "; ".join(out)
 
 

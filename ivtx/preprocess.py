@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_right
+from contextlib import contextmanager
 from importlib import resources
 
 from .diag import Diagnostic, IvtxError, Loc, SourceCache, default_sources
@@ -422,10 +423,32 @@ def prelude_path() -> str:
 
 
 
+# absolute path -> text read instead of the file (source_overrides)
+_OVERRIDES: dict[str, str] = {}
+
+
+@contextmanager
+def source_overrides(texts: dict[str, str]):
+    """While active, these files (by path) are read from memory instead of disk: how transform
+    analyses an edited variant of the input under the input's own name (a site moved to try
+    it elsewhere) without writing anything."""
+    saved = dict(_OVERRIDES)
+    _OVERRIDES.update({os.path.abspath(k): v for k, v in texts.items()})
+    try:
+        yield
+    finally:
+        _OVERRIDES.clear()
+        _OVERRIDES.update(saved)
+
+
 def read_source_text(path: str, loc: Loc | None = None, sources=None) -> str:
     """A source file as text (a leading BOM dropped); a NUL byte or invalid UTF-8 is an error
     at its line and column. `loc` locates a failure to read (the #include); `sources` gets
     the undecodable text so the error can show its line."""
+    if _OVERRIDES:
+        text = _OVERRIDES.get(os.path.abspath(path))
+        if text is not None:
+            return text
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -114,6 +114,9 @@ class TransformResult:
     call_table: dict[int, str] = field(default_factory=dict)  # call rendering: table entry -> stub label
     source_path: str = ""
     source_text: str = ""
+    # the analysis the output was planned on when it is not the caller's: the input with sites
+    # moved (ivtx.pal_move), whose lines are the input's except where a site landed
+    analysis: object = None
 
     @property
     def ok(self) -> bool:
@@ -336,7 +339,8 @@ def _stops_between(a, site: Site, files: SourceFiles) -> list[Span]:
 
 
 def transform(analysis, convention: str, render: str = "macro", backend: str = "native", *,
-              options=None, sizes: str = "auto", partial: bool = False) -> "TransformResult":
+              options=None, sizes: str = "auto", partial: bool = False, _files=None,
+              _moves: bool = True) -> "TransformResult":
     """Paravirtualize `analysis` (an ivtx.pipeline.Analysis); see the module docstring.
 
     `sizes` is the ivtx.sizes mode for the bytes per vector (auto, exact, estimate). With
@@ -357,7 +361,7 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
     catalog = opts.cat()
     from .preprocess import prelude_path
 
-    files = SourceFiles(not_editable=(prelude_path(),))
+    files = _files or SourceFiles(not_editable=(prelude_path(),))
     main = a.path
     kinds = ("native", "pvcall")  # (the macro rendering keeps pv calls, re-choosing live clobbers)
     groups, notes = collect_groups(a, files, kinds, catalog)
@@ -397,6 +401,54 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
                 res.headers, res.header_sources = {}, {}
             break
         out_of_line |= more
+    if convention == "pal-static" and res.unresolved and _moves:
+        res = _move_sites(a, res, groups, files, opts, convention, render, backend, sizes, partial)
+    return res
+
+
+def _move_sites(a, res: "TransformResult", groups, files: SourceFiles, opts, convention: str, render: str,
+                backend: str, sizes: str, partial: bool) -> "TransformResult":
+    """PAL-static sites left unresolved are tried elsewhere in their block (ivtx.pal_move): the
+    input with a site moved is transformed as a whole, and kept when fewer sites are unresolved.
+    The result is the moved input's, with the move listed among the restructurings and the
+    original text as the source the patch is made from."""
+    from .emit_pal import contract
+    from .pal_move import try_moves
+
+    original = files.text(a.path)
+    table = contract(opts.cat())
+    moves: list[Restructuring] = []
+    tried: set[str] = set()
+    while True:
+        by_name = {", ".join(site_name(a, u) for u in g.uses): g for g in groups}
+        todo = [u for u in res.unresolved if u.site in by_name and u.site not in tried]
+        if not todo:
+            break
+        u = todo[0]
+        tried.add(u.site)
+        g = by_name[u.site]
+        why_not: list[str] = []
+        for m in try_moves(a, g, files, table, opts, why_not):
+            new = transform(m.analysis, convention, render, backend, options=opts, sizes=sizes, partial=partial,
+                            _files=m.files, _moves=False)
+            if len(new.unresolved) < len(res.unresolved):
+                break
+            why_not.append(f"{m.where}: {len(new.unresolved)} site(s) would stay unresolved")
+        else:
+            for x in res.unresolved:
+                if x.site == u.site:
+                    x.reason += "; moving the site: " + ("; ".join(why_not) or "no position to try")
+            continue
+        moves.append(Restructuring("move", u.site, f"the site moves {m.where}",
+                                   "where it is written, too few preserved registers are free for the values live "
+                                   "across its call; nothing between the two places depends on it",
+                                   region_name(a, g.first)))
+        a, res, files = m.analysis, new, m.files
+        groups, _ = collect_groups(a, files, ("native", "pvcall"), opts.cat())
+    res.restructurings[:0] = moves
+    res.source_text = original
+    if moves:
+        res.analysis = a
     return res
 
 
@@ -606,15 +658,22 @@ def _plan_macro(a, groups: list[SiteGroup], files: SourceFiles, res: TransformRe
     return plan
 
 
-def _insert_at(a, files: SourceFiles, pos: int, direction: int, items: list[str], tag) -> TextEdit:
-    """Statements after (direction 1) or before (-1) the instruction at code position `pos`."""
+def _insert_at(a, files: SourceFiles, pos: int, direction: int, items: list[str], tag,
+               inline: bool = False) -> TextEdit:
+    """Statements after (direction 1) or before (-1) the instruction at code position `pos`;
+    `inline`: on its line (`;; MOV_FROM_IHA(r22) ;; MOV_FROM_ISR(r19)`), so no line moves."""
     from .emit_macro import insert_after_span, insert_before_span
 
-    loc = locate(a.cfg.code[pos], files)
-    if direction > 0:
-        e = insert_after_span(files, loc.span, loc.in_macro, items)
+    s = a.cfg.code[pos]
+    if isinstance(s, PvCall):  # a pv call as written: its text, `MOV_FROM_ISR(r19)`
+        span, _, in_macro = locate_pvcall(s, files)
     else:
-        e = insert_before_span(files, loc.span, loc.in_macro, items)
+        loc = locate(s, files)
+        span, in_macro = loc.span, loc.in_macro
+    if direction > 0:
+        e = insert_after_span(files, span, in_macro or inline, items)
+    else:
+        e = insert_before_span(files, span, in_macro or inline, items)
     e.tag = tag
     return e
 

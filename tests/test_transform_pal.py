@@ -303,9 +303,9 @@ def test_tight_sample_stays_unresolved_and_says_why(tmp_path, capsys):
     them only if its own value is recomputed after the call: r16-r20 hold interruption CRs, and
     reading one again is a PAL call of its own (clobbering the same registers); r21 is the operand;
     r23 comes from the loaded head index; only r22 (= r12) qualifies. One holder for five values.
-    Moving does not help either (worked out by hand): below the site a dv_serialize_data and the
-    record stores stop it, above it the loads of r28/r30 (TLB write against memory access); at the
-    highest place still five such values are live and only r23 and r22 could hold them."""
+    Moving does not help either: below the site a dv_serialize_data and the record stores stop it,
+    above it the loads of r28/r30 (TLB write against memory access); at each place above, the same
+    five values are live (the reason lists the places tried)."""
     from ivtx.cli import main
 
     res = transform_sample("ivt_tight.S")
@@ -321,7 +321,10 @@ def test_tight_sample_stays_unresolved_and_says_why(tmp_path, capsys):
         assert f"r{k}: holds cr.{cr}: reading it again is a PAL call of its own" in r
     assert "r21: operands of the site" in r
     assert "recomputable after the call, so each can hold one value: r22 ('mov r22 = r12' after the call)" in r
-    assert r.endswith("moving a PAL-static call is not tried")
+    # ivtx tries the moves too: up to four places above it, each with the same five values
+    moving = r.split("; moving the site: ", 1)[1]
+    assert moving.startswith("above 'adds r24=8,r23' (") and "ivt_tight.S:85:2): 5 register(s) live across" in moving
+    assert moving.count("above '") == 4 and "below '" not in moving
     out = tmp_path / "out.S"
     status = main(["transform", "-I", str(ROOT / "samples"), "--convention", "pal-static", "--sizes", "estimate",
                    str(ROOT / "samples" / "ivt_tight.S"), "-o", str(out)])
@@ -342,3 +345,113 @@ def test_partial_output_of_an_overflowing_vector_keeps_the_program_and_names_the
     [v] = [v for v in res.vectors if v.name == "dispatch_to_fault_handler"]
     assert v.slot == 0x400 < v.after
     assert res.unresolved[0].reason == f"needs {v.after} bytes of its 0x400-byte slot even with its calls out of line"
+
+
+# A VHPT-style walk where the cr.iha read has too few free preserved registers where it is written
+# (b0 and r31 live across its call, and only r20 free: r16-r19, r21 and r23 hold loaded values read
+# later, which cannot be recomputed after the call). One instruction up, above `ld8 r21=[r16]`,
+# r21 is not yet written: two holders. The move frees r21 the way the Linux vhpt_miss (CONFIG_SMP)
+# needs it.
+MOVE = """\t.section .text..ivt,"ax"
+\t.align 32768
+\t.global ia64_ivt
+ia64_ivt:
+\t.org ia64_ivt+0x0000
+vhpt_miss:
+\tmov r16=cr.ifa\t\t\t// the address
+\t;;
+\tand r16=-8,r16
+\tmov r31=pr\t\t\t// the predicates, back before rfi
+\t;;
+\tadds r17=8,r16
+\tadds r18=16,r16
+\tadds r19=24,r16
+\tadds r21=32,r16
+\t;;
+\tld8 r17=[r17]\t\t\t// four words of the entry
+\tld8 r18=[r18]
+\tld8 r19=[r19]
+\tld8 r23=[r21]
+\t;;
+\tld8 r21=[r16]
+\t;;
+\tmov r22=cr.iha\t\t\t// the hash address
+\t;;
+\ttbit.nz p10,p11=r19,3
+\t;;
+(p10)\tadd r18=r18,r17
+(p11)\tadd r18=r18,r21
+\t;;
+\tadd r18=r18,r23
+\tadd r17=r22,r16
+\t;;
+\tadd r18=r18,r17
+\t;;
+\titc.d r18
+\t;;
+\tmov pr=r31,-1
+\t;;
+\trfi
+\t;;
+\t.org ia64_ivt+0x0400
+"""
+
+
+def test_a_site_short_of_preserved_registers_moves_where_its_call_fits(tmp_path):
+    from ivtx.verify import scribbling_model, verify
+
+    src = tmp_path / "move.S"
+    src.write_text(MOVE)
+    opts = Options(prelude=False)
+    a = analyse(str(src), opts)
+    res = transform(a, "pal-static", options=opts, sizes="estimate")
+    assert res.ok, [u.reason for u in res.unresolved]
+    [mv] = [r for r in res.restructurings if r.kind == "move"]
+    assert mv.site == f"{src}:24:2 in vhpt_miss"
+    assert mv.moved == f"the site moves above 'ld8 r21=[r16]' ({src}:22:2)"
+    # the call sequence stands on lines of its own before the ld8, the old line keeps its comment,
+    # and every other line keeps its number (reports name sites by line)
+    lines = res.text.split("\n")
+    k = next(i for i, ln in enumerate(lines) if "moved here from line 24" in ln)
+    assert lines[k].strip().startswith("mov ") and lines[k - 1].strip() == ";;"
+    after = lines[k:].index("\tld8 r21=[r16]")
+    assert "br.cond.sptk.many ivtx_pal_static" in "\n".join(lines[k:k + after])
+    assert lines[k + after + 2].strip() == "// the hash address"
+    assert res.source_text == MOVE  # the patch is made from the input as written
+    # where it was written, the site is unresolved: that is what the move fixed
+    kept = transform(a, "pal-static", options=opts, sizes="estimate", _moves=False)
+    assert not kept.ok and "2 register(s) live across the call (b0, r31) but only 1" in kept.unresolved[0].reason
+    result = verify(a.program, res.program, trials=60, pv_model=scribbling_model, policy=a.policy)
+    assert result.handlers and result.ok, [h.mismatch.describe() for h in result.mismatches]
+
+
+def test_the_moved_output_assembles_silently(tmp_path):
+    from gas import assemble
+
+    from ivtx.cli import main
+
+    src = tmp_path / "move.S"
+    src.write_text(MOVE)
+    out, sup = tmp_path / "out" / "move.S", tmp_path / "sup"
+    out.parent.mkdir()
+    assert main(["transform", "--no-prelude", "--convention", "pal-static", "--sizes", "estimate", str(src),
+                 "-o", str(out), "--support-dir", str(sup)]) == 0
+    pp = tmp_path / "move.s"
+    assert main(["pp", "--no-prelude", "-I", str(sup), "-I", str(out.parent), str(out), "-o", str(pp)]) == 0
+    _, err = assemble(pp.read_text())
+    assert err == ""
+
+
+def test_a_move_blocked_by_a_dependence_is_reported_with_the_site(tmp_path):
+    """The same walk where the instructions on both sides read r22 (the site's result): the ld8
+    above it, the tbit below it. The site stays unresolved and says why it could not move."""
+    src = tmp_path / "blocked.S"
+    text = MOVE.replace("\tld8 r21=[r16]\n", "\tld8 r21=[r22]\n").replace("tbit.nz p10,p11=r19,3", "tbit.nz p10,p11=r22,3")
+    src.write_text(text.replace("\tadd r18=r18,r23\n", "\tadd r18=r18,r23\n\tadd r19=r19,r16\n"))
+    opts = Options(prelude=False)
+    a = analyse(str(src), opts)
+    res = transform(a, "pal-static", options=opts, sizes="estimate")
+    assert not res.ok
+    [u] = res.unresolved
+    assert u.reason.endswith("moving the site: an operand, a CR, memory/TLB, a stop-sensitive instruction, a label "
+                             "or a directive next to it blocks it")
