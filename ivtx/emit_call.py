@@ -41,13 +41,9 @@ NON_BANKED = [f"r{n}" for n in range(1, 16)]
 def native_text(op, roles: dict[str, str]) -> list[str]:
     """The op's native statements with the site's registers: ['(p7) itc.d r18'] / ['ssm psr.ic', ';;', ...]."""
     values = {r: roles.get(r, "r0") for r in op.args}
-    text = Template(op.native).substitute(values).replace("(p0) ", "")
-    out: list[str] = []
-    for part in text.replace(";;", "\n;;\n").replace(";", "\n").split("\n"):
-        part = part.strip()
-        if part:
-            out.append(part)
-    return out
+    from .pvcatalog import native_statements
+
+    return native_statements(Template(op.native).substitute(values).replace("(p0) ", ""))
 
 
 def local_label(program) -> str:

@@ -87,3 +87,14 @@ def parse_catalog(text: str, source: str) -> Catalog:
 def default_catalog() -> Catalog:
     text = resources.files("ivtx.data").joinpath("pvops.toml").read_text()
     return parse_catalog(text, "pvops.toml")
+
+
+def native_statements(text: str) -> list[str]:
+    """The statements of a native form, stops kept: `ssm psr.dt;;srlz.i` -> ['ssm psr.dt', ';;',
+    'srlz.i'] (`;` separates statements, `;;` is a stop as well)."""
+    out: list[str] = []
+    for k, chunk in enumerate(text.split(";;")):
+        if k:
+            out.append(";;")
+        out += [part.strip() for part in chunk.split(";") if part.strip()]
+    return out

@@ -115,14 +115,17 @@ def _exit(e: Exit | None) -> str:
 # --------------------------------------------------------------------------- observing a run
 
 
-def exit_locations(ex: Exit, policy: ExitPolicy, live_at=None) -> frozenset[str] | str:
+def exit_locations(ex: Exit, policy: ExitPolicy, live_at=None, untraced=frozenset()) -> frozenset[str] | str:
     """Register locations the exit observes (ALL = everything); see the module docstring.
 
     At a call, the callee's live-ins, b0 (where it returns) and what is live where it returns:
     a symbol's summary (ia64_leave_kernel), or for a return into the file what the liveness
-    analysis says is live there (`live_at(code position)`, None when unknown)."""
+    analysis says is live there (`live_at(code position)`, None when unknown). A call the CFG
+    could not trace (`untraced`: code positions, `br.call b6=b6` through a table) observes what
+    the analysis assumed there, whatever target the run happened to load: everything, or the
+    convention file's [unresolved_calls] claim."""
     if ex.kind == "call":
-        s = policy.call(ex.target)
+        s = policy.call(None if ex.pos in untraced else ex.target)
         link = ex.link if isinstance(ex.link, str) else ""
         if link.startswith("&"):
             after = policy.symbol(link[1:])
@@ -193,7 +196,7 @@ def compare(a: RunResult, b: RunResult, policy: ExitPolicy, live_at=None) -> lis
         return [Difference("exit", ea.describe(), eb.describe())]
     ma, mb = a.machine, b.machine
     diffs: list[Difference] = []
-    locs = exit_locations(ea, policy, live_at)
+    locs = exit_locations(ea, policy, live_at, getattr(live_at, "untraced", frozenset()))
     names = _ALL_SET if locs == _EVERYTHING else locs
     dirty = ma.dirty | mb.dirty  # a location neither run wrote still holds the shared entry value
     for loc in sorted(_candidates(names, dirty, ma, mb)):
@@ -304,7 +307,8 @@ def _interp(p, policy: ExitPolicy) -> Interpreter:
 
 def live_locations(interp: Interpreter, policy: ExitPolicy):
     """`live_at(pos)`: the locations live right before code position `pos` of the program,
-    by ivtx.liveness (solved on first use)."""
+    by ivtx.liveness (solved on first use). Its `untraced` attribute: the positions of the
+    program's calls whose target the CFG could not trace."""
     solved = []
 
     def live_at(pos: int) -> frozenset[str]:
@@ -314,6 +318,9 @@ def live_locations(interp: Interpreter, policy: ExitPolicy):
             solved.append(solve(interp.cfg, policy))
         live = solved[0]
         return frozenset(live.names(live.live_before(pos)))
+    g = interp.cfg.graph
+    live_at.untraced = frozenset(n[1] for n in g.nodes if isinstance(n, tuple) and n[0] == "call"
+                                 and g.nodes[n].get("callee") is None)
     return live_at
 
 
