@@ -166,6 +166,9 @@ def _psr_bits(**fields) -> int:
     return v
 
 
+BREAK_VECTOR = 0x2C00
+
+
 def random_entry(rng: random.Random, vector: int | None = None) -> EntryState:
     """A state at the entry of the vector at IVT offset `vector`."""
     v: dict[str, int] = {"r12": _addr(rng, 16, 7), "r13": _addr(rng, 16384, 7)}
@@ -179,6 +182,9 @@ def random_entry(rng: random.Random, vector: int | None = None) -> EntryState:
     psr = ipsr & _psr_bits(up=1, mfl=1, mfh=1, dfl=1, dfh=1, pp=1, dt=1, it=1, rt=1)
     rr = {i: (rng.getrandbits(64) & ~0xFF) | (rng.choice((12, 13, 14, 16, 18, 20, 24)) << 2) | 1 for i in range(8)}
     ivr = tuple(rng.randrange(16, 256) for _ in range(rng.randrange(3)))
+    if vector == BREAK_VECTOR and rng.random() < 0.5:
+        # a system call's number: 1024 + a table index, sometimes past the end of the table
+        v["r15"] = 1024 + rng.randrange(600)
     if vector == NESTED_VECTOR:
         # the faulting handler's contract: r16 the address whose PTE is wanted, r29 its b0,
         # r31 its pr, r30 where to resume (a continuation of this file, resolved per program)
