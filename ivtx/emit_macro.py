@@ -391,6 +391,16 @@ def native_header(catalog: Catalog) -> str:
            " * the native definition of every pv_ops assembler macro.  Each expands to the",
            " * instruction(s) the op stands for; the clobber arguments are not used.",
            " */",
+           "",
+           "/* A kernel tree has its own asm/native/inst.h, which defines more than the pv_ops",
+           " * macros (DO_SAVE_MIN, ...): it comes first (outside the guard, so that a second copy",
+           " * of this file earlier on the path passes it on), and ivtx defines only what it left out. */",
+           "#ifdef __has_include_next",
+           "#if __has_include_next(<asm/native/inst.h>)",
+           "#include_next <asm/native/inst.h>",
+           "#endif",
+           "#endif",
+           "",
            "#ifndef IVTX_NATIVE_INST_H",
            "#define IVTX_NATIVE_INST_H",
            ""]
@@ -400,7 +410,7 @@ def native_header(catalog: Catalog) -> str:
             repl = f"ar.k##{role}" if op.role_kind(role) == "kr" else role
             body = body.replace("ar.k${" + role + "}", repl).replace("${" + role + "}", role)
         head = f"#define {op.name}({', '.join(op.args)})" if op.parens else f"#define {op.name}"
-        out.append(f"{head}\t{body}")
+        out += [f"#ifndef {op.name}", f"{head}\t{body}", "#endif"]
     out += ["", "#endif /* IVTX_NATIVE_INST_H */", ""]
     return "\n".join(out)
 

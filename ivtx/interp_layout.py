@@ -87,6 +87,9 @@ class Layout:
                 continue
             name = s.name
             if _data_size(name):
+                size = _data_size(name)
+                if name.lstrip(".").startswith("data") and not name.endswith(".ua"):
+                    data_addr = (data_addr + size - 1) // size * size  # dataN aligns (dataN.ua does not)
                 for lab in pending:
                     self._define(lab, data_addr, None)
                 pending.clear()
@@ -106,11 +109,12 @@ class Layout:
                     continue
                 if target >= cur[0]:
                     cur[0] = target
-            elif name == ".align" and s.args:
+            elif name in (".align", ".balign") and s.args:
                 close()
                 n = getattr(s.args[0], "value", None)
                 if n and n > 0 and n & (n - 1) == 0:
                     cur[0] = (cur[0] + n - 1) // n * n
+                    data_addr = (data_addr + n - 1) // n * n  # (all data shares one stream)
         for lab in pending:
             self._define(lab, cur[0], len(self.addr))
         for addr, size, a in data:  # after every label has its address

@@ -420,3 +420,21 @@ def test_every_instruction_of_the_samples_has_semantics(path):
         assert not missing, missing
         for call in (s for s in it.cfg.code if not hasattr(s, "mnemonic")):
             assert native_groups(call, default_catalog())  # every pv op's native text parses
+
+
+def test_data_layout_aligns_data8_and_balign_like_the_assembler():
+    """A pv_ops table after a `.long` (the kernel's EXPORT_SYMBOL puts 4 bytes in a data section
+    first): `data8` aligns to 8 (only `data8.ua` does not) and `.balign` moves the data too. The
+    interpreter once placed the table at +4, and the call rendering's table load faulted
+    (unaligned) on the Linux file with real headers."""
+    from ivtx.cfg import build_cfg
+    from ivtx.interp_layout import Layout
+
+    text = ("\t.section .text\nf:\n\tnop 0\n\t;;\n"
+            "\t.section .data.a, \"aw\"\n\tdata1 1\n\t.balign 4\n\t.long 7\n"
+            "\t.section .data.b, \"aw\"\ntable:\n\tdata8 f\nloose:\n\tdata1 2\nua:\n\tdata8.ua 3\n")
+    program = parse_text(text, "layout.s")
+    lay = Layout(program, build_cfg(program))
+    base = lay.symbols["table"] & ~0xFFF
+    assert lay.symbols["table"] % 8 == 0 and lay.symbols["table"] - base == 8
+    assert lay.symbols["ua"] == lay.symbols["loose"] + 1  # data8.ua: no alignment

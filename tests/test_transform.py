@@ -457,3 +457,29 @@ def test_the_unaligned_dispatcher_gets_registers_from_the_summary_of_its_c_wrapp
     site = next(s for s in b.sites if b.cfg.code[s.pos].loc.use_site.line == 110)
     # (SAVE_REST writes r8-r11 after the site, so GRs stay free; the predicates do not)
     assert not site.free_pr and any("ia64_prepare_handle_unaligned" in p for p in site.unknown_paths)
+
+
+def test_the_generated_native_header_defers_to_a_kernel_header_of_the_same_name(tmp_path):
+    """In a kernel tree asm/native/inst.h exists and defines more than the pv_ops macros (Linux:
+    DO_SAVE_MIN). The support directory comes first on the include path, so ivtx's header includes
+    the next one of that name first and defines only the ops it left out (with real Linux headers
+    the transform's own self-check once failed on an undefined DO_SAVE_MIN)."""
+    from ivtx.cli import main
+
+    kernel = tmp_path / "kernel"
+    (kernel / "asm" / "native").mkdir(parents=True)
+    (kernel / "asm" / "native" / "inst.h").write_text(
+        "#define MY_SAVE\tmov r20=r21\n#define MOV_FROM_IFA(reg)\tmov reg=cr.ifa\n")
+    src = write(tmp_path, "k.S", "#include <asm/native/inst.h>\n" + ITLB.replace(
+        "\tmov r31=pr\n", "\tmov r31=pr\n\tMY_SAVE\n"))
+    out, sup = tmp_path / "out", tmp_path / "sup"
+    out.mkdir()
+    assert main(["transform", "--no-prelude", "-I", str(kernel), "--sizes", "estimate", str(src),
+                 "-o", str(out / "k.S"), "--support-dir", str(sup)]) == 0
+    header = (sup / "asm" / "native" / "inst.h").read_text()
+    assert "#include_next <asm/native/inst.h>" in header and "#ifndef ITC_I\n" in header
+    pp = tmp_path / "k.s"
+    assert main(["pp", "--no-prelude", "--expand-pv", "-I", str(sup), "-I", str(out), "-I", str(kernel),
+                 str(out / "k.S"), "-o", str(pp)]) == 0
+    text = pp.read_text()
+    assert "mov r20=r21" in text and "mov r16=cr.ifa" in text and "itc.i r17" in text
