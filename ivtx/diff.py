@@ -377,7 +377,7 @@ class _Context:
         if edit.clobbers is not None:  # as transform chose them (macro and call renderings)
             return list(edit.clobbers)
         if self.res.convention == "pal-static":  # docs/pal-static.md: what the callee may clobber
-            from .emit_pal import CALLER_BANK_SCRATCH, SCRATCH
+            from .pal_saves import CALLER_BANK_SCRATCH, SCRATCH
 
             state = self.a.liveness.states[site.pos]
             bank = state.bank if state is not None else None

@@ -32,7 +32,7 @@ from .emit_call import _site_text, in_explicit_bundle, local_label, place_sequen
 from .emit_macro import Unplaceable
 from .bundling import check_groups
 from .ir import Directive, Instruction, Reg
-from .pal_saves import CALLER_BANK_SCRATCH, SCRATCH, PalCall, PalSite, plan_site, reg_reads  # noqa: F401 (diff.py)
+from .pal_saves import PalCall, PalSite, plan_site, reg_reads
 
 ENTRY = "ivtx_pal_static"
 SUPPORT = "ivtx/pal_static_native.S"

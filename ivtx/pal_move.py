@@ -20,11 +20,15 @@ free of intra-group read-after-write, which `as -x` checks on the input)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .diag import IvtxError
 from .emit_macro import SourceFiles, _code_follows, apply_edits, delete_span
 from .printer import statement_text
 from .restructure import move_candidates
+
+if TYPE_CHECKING:
+    from .transform import TransformResult
 
 MAX_TRIES = 4  # candidate positions per direction (each costs one analysis of the input)
 
@@ -108,3 +112,49 @@ def try_moves(a, g, files: SourceFiles, table: list, opts, why_not: list[str]):
     if not tried:
         why_not.append("an operand, a CR, memory/TLB, a stop-sensitive instruction, a label or a directive "
                        "next to it blocks it")
+
+
+def move_sites(a, res: "TransformResult", groups, files: SourceFiles, opts, convention: str, render: str,
+                backend: str, sizes: str, partial: bool) -> "TransformResult":
+    """PAL-static sites left unresolved are tried elsewhere in their block (ivtx.pal_move): the
+    input with a site moved is transformed as a whole, and kept when fewer sites are unresolved.
+    The result is the moved input's, with the move listed among the restructurings and the
+    original text as the source the patch is made from."""
+    from .emit_pal import contract
+    from .transform import Restructuring, collect_groups, region_name, site_name, transform
+
+    original = files.text(a.path)
+    table = contract(opts.cat())
+    moves: list[Restructuring] = []
+    tried: set[str] = set()
+    while True:
+        by_name = {", ".join(site_name(a, u) for u in g.uses): g for g in groups}
+        todo = [u for u in res.unresolved if u.site in by_name and u.site not in tried]
+        if not todo:
+            break
+        u = todo[0]
+        tried.add(u.site)
+        g = by_name[u.site]
+        why_not: list[str] = []
+        for m in try_moves(a, g, files, table, opts, why_not):
+            new = transform(m.analysis, convention, render, backend, options=opts, sizes=sizes, partial=partial,
+                            _files=m.files, _moves=False)
+            if len(new.unresolved) < len(res.unresolved):
+                break
+            why_not.append(f"{m.where}: {len(new.unresolved)} site(s) would stay unresolved")
+        else:
+            for x in res.unresolved:
+                if x.site == u.site:
+                    x.reason += "; moving the site: " + ("; ".join(why_not) or "no position to try")
+            continue
+        moves.append(Restructuring("move", u.site, f"the site moves {m.where}",
+                                   "where it is written, too few preserved registers are free for the values live "
+                                   "across its call; nothing between the two places depends on it",
+                                   region_name(a, g.first)))
+        a, res, files = m.analysis, new, m.files
+        groups, _ = collect_groups(a, files, ("native", "pvcall"), opts.cat())
+    res.restructurings[:0] = moves
+    res.source_text = original
+    if moves:
+        res.analysis = a
+    return res
