@@ -43,6 +43,7 @@ class Analysis:
     sites: list[Site]
     timings: dict[str, float]
     warnings: list
+    options: "Options | None" = None  # what it was analysed with (transform's default)
 
     @property
     def catalog_sites(self) -> list[Site]:
@@ -111,7 +112,7 @@ def analyse(path: str, opts: Options) -> Analysis:
     timings["cfg"] = t1 - t0
     timings["liveness"] = t2 - t1
     timings["sites"] = t3 - t2
-    a = Analysis(path, program, cfg, policy, live, sites, timings, program.warnings)
+    a = Analysis(path, program, cfg, policy, live, sites, timings, program.warnings, opts)
     if policy.unresolved_calls is not None:  # name the claim wherever it made a register free
         from .claims import attribute_claims
 

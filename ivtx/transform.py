@@ -340,7 +340,9 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
               _moves: bool = True) -> "TransformResult":
     """Paravirtualize `analysis` (an ivtx.pipeline.Analysis); see the module docstring.
 
-    `sizes` is the ivtx.sizes mode for the bytes per vector (auto, exact, estimate). With
+    `options` (ivtx.pipeline.Options: include directories, defines, conventions) default to
+    those the analysis was made with. `sizes` is the ivtx.sizes mode for the bytes per vector
+    (auto, exact, estimate). With
     `partial=True` the output is produced even when sites are unresolved, those sites left as
     written, and a vector that overflows its slot is listed as unresolved with the bytes it
     needs: for measuring what the rest costs, never an output to use (the CLI does not offer
@@ -353,7 +355,7 @@ def transform(analysis, convention: str, render: str = "macro", backend: str = "
         raise IvtxError(f"unknown rendering '{render}' (known: {', '.join(RENDERS)})")
     if backend not in BACKENDS:
         raise IvtxError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
-    opts = options or Options()
+    opts = options or getattr(analysis, "options", None) or Options()
     a = analysis
     catalog = opts.cat()
     from .preprocess import prelude_path

@@ -483,3 +483,13 @@ def test_the_generated_native_header_defers_to_a_kernel_header_of_the_same_name(
                  str(out / "k.S"), "-o", str(pp)]) == 0
     text = pp.read_text()
     assert "mov r20=r21" in text and "mov r16=cr.ifa" in text and "itc.i r17" in text
+
+
+def test_transform_defaults_to_the_options_of_the_analysis():
+    """`ivtx bench` calls transform(analysis, ...) with no options: the self-check must analyse the
+    output with the same conventions (here the syscall claim), or it finds registers live that the
+    plan proved dead and stops with an internal error."""
+    claimed = Options(include_dirs=[str(SAMPLES)], conventions=CLAIM_FILE)
+    a = analyse(str(SYSCALL), claimed)
+    for convention, render in (("pvops", "call"), ("pal-static", "call")):
+        assert transform(a, convention, render, sizes="estimate").ok
