@@ -455,3 +455,24 @@ def test_a_move_blocked_by_a_dependence_is_reported_with_the_site(tmp_path):
     [u] = res.unresolved
     assert u.reason.endswith("moving the site: an operand, a CR, memory/TLB, a stop-sensitive instruction, a label "
                              "or a directive next to it blocks it")
+
+
+def test_diff_shows_the_moved_site_like_transform(tmp_path, capsys):
+    """`ivtx diff` plans the same way as transform (the move included): nothing unresolved, the
+    move listed under the handler, and the unified patch reproduces the transform output."""
+    from ivtx.cli import main
+
+    src = tmp_path / "move.S"
+    src.write_text(MOVE)
+    assert main(["diff", "--no-prelude", "--convention", "pal-static", "--color", "never", "--sizes", "estimate",
+                 "--width", "400", str(src)]) == 0
+    shown = capsys.readouterr().out
+    assert "0 unresolved" in shown and "move: " in shown and "the site moves above 'ld8 r21=[r16]'" in shown
+    assert main(["diff", "--no-prelude", "--convention", "pal-static", "--unified", "--sizes", "estimate",
+                 str(src)]) == 0
+    patch = capsys.readouterr().out
+    opts = Options(prelude=False)
+    res = transform(analyse(str(src), opts), "pal-static", options=opts, sizes="estimate")
+    from ivtx.transform import unified_patch
+
+    assert patch == unified_patch(str(src), MOVE, res.text)
