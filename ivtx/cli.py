@@ -333,6 +333,20 @@ def cmd_verify(args) -> int:
     opts = _options(args)
     if args.trials < 1:
         raise IvtxError("--trials must be at least 1", None)
+    if args.inject:
+        if args.against or args.handler:
+            raise IvtxError("--inject works on FILE's own pv calls (its pvops macro rendering): not with "
+                            "--against or --handler", None)
+        from .inject import render, run_injection
+
+        report, what, unresolved = run_injection(args.file, opts, args.trials, args.seed)
+        if report is None:
+            print(f"ivtx: {args.file}: {what} left {unresolved} site(s) unresolved: nothing to inject into",
+                  file=sys.stderr)
+            return EXIT_UNRESOLVED
+        text, ok = render(report, what, args.trials)
+        write_output(None, text, [args.file])
+        return EXIT_OK if ok else EXIT_FINDINGS
     t0 = time.perf_counter()
     policy = load_policy(opts.conventions)
     native, pp = load(args.file, opts)
@@ -520,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pv-model", choices=["scribble", "native"], default="scribble",
                     help="how the transformed program's pv ops run: natively, or natively and then overwriting "
                          "every clobber they name (default: scribble, which proves the clobbers dead)")
+    sp.add_argument("--inject", action="store_true",
+                    help="fault injection: at each pv call of FILE's pvops macro rendering in turn, force a live "
+                         "register in as a clobber and report whether verify catches it")
     _common(sp)
     sp.set_defaults(func=cmd_verify)
     return p

@@ -445,6 +445,7 @@ class Injection:
     caught: bool | None = None
     handler: str | None = None  # the handler whose run disagreed
     explanation: str | None = None  # why a miss was missed, or why there was nothing to inject
+    where: str = ""  # the call's place as shown to the user (ivtx.inject)
 
 
 @dataclass
