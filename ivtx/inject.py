@@ -8,6 +8,7 @@ states tried, or ran without its value reaching anything compared."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +39,13 @@ def run_injection(path: str, opts, trials: int, seed: int):
             raise IvtxError(f"the macro rendering of {path} does not analyse: {exc.message}", None) from None
         report = inject_clobber_faults(b, trials=trials, seed=seed)
         back = _line_map(res.text, res.source_text)
+        at_out = re.compile(re.escape(str(out)) + r":(\d+)")
+
+        def user_lines(text: str | None) -> str | None:
+            return None if text is None else at_out.sub(lambda m: f"{path}:{back.get(int(m.group(1)), '?')}", text)
+
         for inj in report.injections:  # name the sites in the user's file, not the temporary copy
+            inj.explanation, inj.why_live = user_lines(inj.explanation), user_lines(inj.why_live)
             use = inj.loc.use_site
             if str(use.file) == str(out):
                 line = back.get(use.line)
