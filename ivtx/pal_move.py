@@ -7,10 +7,10 @@ recomputations, values a helper can lend, the bank. Rather than re-deriving all 
 hypothetical position, each candidate position (restructure.move_candidates: within the block,
 past instructions the site has no dependence with, nearest first) is tried for real: the input
 with the site moved there, between stops of its own, is analysed in memory under the input's own
-name (preprocess.source_overrides) and the site planned there. At the first position where that
-succeeds, transform plans the whole moved input again (every site sees the new liveness) and keeps
-it when fewer sites are left unresolved; its self-check re-analyses the actual output as for any
-other input.
+name (preprocess.source_overrides) and the site planned there. Where that succeeds, transform
+plans the whole moved input again (every site sees the new liveness: a move can take registers
+from the site it passes); the first position that leaves fewer sites unresolved is kept. Its
+self-check re-analyses the actual output as for any other input.
 
 Why the moved site means the same: it reads what it read before (nothing it passes writes its
 inputs), nothing it passes reads or writes its outputs, and it sits in an instruction group of
