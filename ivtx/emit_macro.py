@@ -514,7 +514,10 @@ def insert_after_span(files: SourceFiles, span: Span, in_macro: bool, items: lis
     line = files.line(span.file, span.line)
     if in_macro or _code_follows(line, span.end):
         return TextEdit(span.file, span.line, span.end, span.end, _inline(items), tag=tag)
-    return TextEdit(span.file, span.line, span.end, span.end, "", after=_lines(items, _indent(line), comment), tag=tag)
+    # lines of their own after this one: anchored at the line's end, so that an edit of the
+    # statement itself (which may take the spaces before its comment) does not overlap it
+    return TextEdit(span.file, span.line, len(line), len(line), "", after=_lines(items, _indent(line), comment),
+                    tag=tag)
 
 
 def insert_before_span(files: SourceFiles, span: Span, in_macro: bool, items: list[str],

@@ -133,7 +133,8 @@ def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, wr
     code = cfg.code
     g = cfg.graph
     steps = 0
-    # state: (block id, start index in block, pX known true, pX rewritten since W)
+    # state: (block id, start index in block, W known to have executed on this path (a branch
+    # on pX, or on its complement, taken before pX was rewritten), pX rewritten since W)
     start_block = cfg.block_of[w]
     items = cfg.blocks[start_block].items
     stack = [(start_block, items.index(w) + 1, False, False)]
@@ -156,7 +157,7 @@ def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, wr
             s = code[p]
             q = getattr(s, "qp", None)
             if use[p] & bit:
-                if broken or not (known or q == px):
+                if not (known or (not broken and q == px)):
                     return False
             if (not broken and q not in (None, "p0", px) and isinstance(s, Instruction)
                     and frozenset((q, px)) in pairs and writes_if(p) & bit):
@@ -166,7 +167,9 @@ def _proved(cfg, policy, w, px, loc, bit, use, kill, pairs_end, node_summary, wr
             pairs = _apply(pairs, transfers[p])
             writes = transfers[p][0]
             if "*" in writes or px in writes:
-                broken, known = True, False
+                # later tests of pX say nothing about W any more; what a branch already proved
+                # (pX was true at W, so W wrote x) stays proved
+                broken = True
             if kill[p] & bit:
                 done = True
                 break
@@ -199,7 +202,7 @@ def _follow(cfg, policy, node, bit, loc, known, broken, stack, node_summary) -> 
         return False
     for succ in g.successors(node):
         if isinstance(succ, int):
-            stack.append((succ, 0, known and summ is None, broken or summ is not None))
-        elif not _follow(cfg, policy, succ, bit, loc, False, True, stack, node_summary):
+            stack.append((succ, 0, known, broken or summ is not None))
+        elif not _follow(cfg, policy, succ, bit, loc, known, True, stack, node_summary):
             return False
     return True

@@ -201,3 +201,18 @@ def test_non_complementary_predicated_writes_do_not_kill():
             "(p6)\tmov r21=r1\n(p8)\tmov r21=r2\n\t;;\n\tadd r20=r21,r0\n\t;;\n" + RFI_TAIL)
     a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
     assert "r21" not in a.site("thash").free_gr
+
+
+def test_a_taken_branch_on_the_guard_stays_proof_after_the_predicate_is_rewritten():
+    # (p7) mov r19=26; (p7) br L: at L, r19 was written (p7 was true at the write). Rewriting p7
+    # at L (here a compare; in a transform output the pv calls of a state-save macro) does not
+    # undo that, so the unpredicated read at L never sees the value r19 had at the site. Found
+    # by fuzzing transform: the input proved r19 free, the output's self-check did not.
+    body = ("\tmov r31=pr\n\ttbit.nz p6,p7=r16,3\n\t;;\n\tthash r18=r16\n\t;;\n(p7)\tmov r19=26\n"
+            "(p7)\tbr.cond.spnt 2f\n\t;;\n\tmov pr=r31,-1\n\t;;\n\trfi\n\t;;\n"
+            "2:\tcmp.eq p7,p0=r0,r0\n\t;;\n\tmov r15=r19\n\tbr.sptk.many page_fault\n\t;;\n")
+    a = Analysed(ivt(vector(0x0000, "vhpt_miss", body)))
+    assert "r19" in a.site("thash").free_gr
+    # without the branch the rewritten guard proves nothing: the read may see the old r19
+    unguarded = body.replace("(p7)\tbr.cond.spnt 2f\n\t;;\n\tmov pr=r31,-1\n\t;;\n\trfi\n\t;;\n2:", "\t;;\n")
+    assert "r19" not in Analysed(ivt(vector(0x0000, "vhpt_miss", unguarded))).site("thash").free_gr

@@ -493,3 +493,20 @@ def test_transform_defaults_to_the_options_of_the_analysis():
     a = analyse(str(SYSCALL), claimed)
     for convention, render in (("pvops", "call"), ("pal-static", "call")):
         assert transform(a, convention, render, sizes="estimate").ok
+
+
+def test_a_recomputation_after_a_site_with_no_stop_after_it_does_not_collide_with_the_site_edit(tmp_path):
+    """Found by fuzzing transform: ivt_tight.S with the stop after `itc.d r21` moved below the
+    dv_serialize_data. The recomputation of r16 then goes right after the site on its own line,
+    while the site's own edit takes the spaces before its comment: the two edits overlapped."""
+    text = (SAMPLES / "ivt_tight.S").read_text()
+    old = "\titc.d r21\t\t\t\t// <-- every bank-0 register is live here\n\t;;\n\tdv_serialize_data"
+    assert old in text
+    src = write(tmp_path, "tight.S", text.replace(old, old.replace("\n\t;;\n\tdv_serialize_data",
+                                                                   "\n\tdv_serialize_data") .replace(
+        "dv_serialize_data", "dv_serialize_data\t\t\t// pinned\n\t;;", 1)))
+    _, res = run(src, prelude=True)
+    assert res.ok
+    lines = res.text.split("\n")
+    k = next(i for i, ln in enumerate(lines) if ln.strip().startswith("ITC_D(p0, r21, r16)"))
+    assert [ln.strip().split("\t")[0] for ln in lines[k + 1:k + 4]] == [";;", "MOV_FROM_IFA(r16)", ";;"]
