@@ -79,6 +79,9 @@ class Liveness:
     live_in: dict  # node -> mask
     live_out: dict  # node -> mask
     why_all: dict = field(default_factory=dict)  # node -> reason it makes everything live
+    # nested-TLB handler in the file -> what its code reads beyond the [nested] summary (used)
+    nested_beyond: dict = field(default_factory=dict)
+    nested_extra: dict = field(default_factory=dict)  # nested-miss node -> those reads (mask)
 
     def live_after(self, pos: int) -> int:
         """Locations live right after code position `pos`."""
@@ -131,7 +134,10 @@ def node_summary(cfg: CFG, policy: ExitPolicy, node) -> tuple[Summary | None, bo
     raise ValueError(node)
 
 
-def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
+def solve(cfg: CFG, policy: ExitPolicy, nested_code: bool = True) -> Liveness:
+    """Liveness of every location at every point. `nested_code`: check the [nested] summary
+    against the nested-TLB handler the file holds (_nested_code_reads); off for transform
+    outputs, where that handler's own PAL-static saves read what it passes through."""
     universe = Universe(all_register_locations())
     for loc in sorted(policy.context):
         universe.index(loc)
@@ -175,6 +181,16 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
     for n, v in gen.items():
         if v == -1:
             gen[n] = full
+    beyond = _nested_code_reads(cfg, policy, universe, gen, kil) if nested_code else {}
+    nested_extra: dict = {}
+    for n in g.nodes:
+        if isinstance(n, tuple) and n[0] == "nested":
+            blk = cfg.blocks[cfg.block_of[n[1]]]
+            table = blk.region.table if blk.region is not None else None
+            for (tab, _), extra in beyond.items():
+                if table is None or tab is None or tab == table:
+                    gen[n] |= extra
+                    nested_extra[n] = nested_extra.get(n, 0) | extra
     # a node's own "kill" for exits that do not return: everything not in gen is dead
     live_in: dict = {n: 0 for n in g.nodes}
     live_out: dict = {n: 0 for n in g.nodes}
@@ -201,4 +217,56 @@ def solve(cfg: CFG, policy: ExitPolicy) -> Liveness:
                 if not queued[j]:
                     queued[j] = True
                     heappush(work, j)
-    return Liveness(cfg, policy, universe, states, use, kill, live_in, live_out, why_all)
+    nested_beyond = {name: sorted(universe.decode(m)) for (_, name), m in beyond.items()}
+    return Liveness(cfg, policy, universe, states, use, kill, live_in, live_out, why_all, nested_beyond,
+                    nested_extra)
+
+
+def _nested_code_reads(cfg: CFG, policy: ExitPolicy, universe, gen: dict, kil: dict) -> dict:
+    """The [nested] summary is a claim about the nested-TLB-miss handler. When the file holds that
+    handler (IVT+0x1400), what its code reads before writing it, from its entry to where it leaves
+    (a return to a continuation reads nothing more; a branch elsewhere reads what that target's
+    summary says), must be within the summary's live_in. Reads beyond it are returned per
+    (table, handler name) and added to every nested-miss node: the code wins over the claim."""
+    g = cfg.graph
+    out: dict = {}
+    if policy.nested.everything:
+        return out
+    # (bits of names already known: a name no code mentions cannot be read; adding names here
+    # would grow the universe past the `all` mask the caller has taken)
+    claimed = 0
+    for n in policy.nested.live_in:
+        if n in universe.bit:
+            claimed |= 1 << universe.bit[n]
+    for region in cfg.regions:
+        if region.vector is None or region.offset != 0x1400 or region.name not in cfg.entries:
+            continue
+        entry = cfg.entries[region.name]
+        nodes, stack = set(), [entry]
+        while stack:  # what the handler's code reaches, not following its returns
+            n = stack.pop()
+            if n in nodes:
+                continue
+            nodes.add(n)
+            stack.extend(s for _, s, d in g.out_edges(n, data=True) if d.get("kind") != "nested-return")
+        live = {n: 0 for n in nodes}
+        changed = True
+        while changed:
+            changed = False
+            for n in nodes:
+                o = 0
+                for _, s, d in g.out_edges(n, data=True):
+                    if d.get("kind") != "nested-return":
+                        o |= live[s]
+                new = gen[n] | (o & ~kil[n])
+                if new != live[n]:
+                    live[n], changed = new, True
+        # registers only (general, predicate, branch: what clobbers, saves and temporaries are
+        # made of); memory, CR and PSR reads do not decide any of them
+        extra = 0
+        for n in universe.decode(live[entry] & ~claimed):
+            if n[0] in "rpb" and n[1:2].isdigit():
+                extra |= 1 << universe.bit[n]
+        if extra:
+            out[(region.table, region.name)] = extra
+    return out

@@ -112,6 +112,16 @@ def analyse(path: str, opts: Options) -> Analysis:
     timings["cfg"] = t1 - t0
     timings["liveness"] = t2 - t1
     timings["sites"] = t3 - t2
+    for name, regs in live.nested_beyond.items():
+        grs = [r for r in regs if r.startswith("r")]
+        if grs:
+            from .diag import Diagnostic
+
+            entry = cfg.code[cfg.blocks[cfg.entries[name]].first] if name in cfg.entries else None
+            program.warnings.append(Diagnostic(
+                "warning", f"the nested-TLB handler '{name}' reads {', '.join(grs)} on entry, which the [nested] "
+                f"summary of {policy.source} does not list: ivtx keeps them live across every nested miss (the "
+                "code wins over the claim)", entry.loc if entry is not None else None))
     a = Analysis(path, program, cfg, policy, live, sites, timings, program.warnings, opts)
     if policy.unresolved_calls is not None:  # name the claim wherever it made a register free
         from .claims import attribute_claims

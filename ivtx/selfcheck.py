@@ -82,7 +82,7 @@ def _analyse_model(path: str, opts, rewrite):
     cfg = build_cfg(model)
     policy = load_policy(opts.conventions)
     inline_summaries(pp.sources.texts, policy)
-    live = solve(cfg, policy)
+    live = solve(cfg, policy, nested_code=False)
     sites = find_sites(cfg, opts.cat())
     analyse_sites(cfg, live, sites, opts.cat(), pp.sources)
     return Analysis(path, model, cfg, policy, live, sites, {}, model.warnings), program

@@ -585,6 +585,9 @@ def why_live(cfg: CFG, live: Liveness, pos: int, reg: str) -> WhyLive | None:
             from .liveness import node_summary
 
             summ, _ = node_summary(cfg, live.policy, n)
+            if live.nested_extra.get(n, 0) & bit:
+                return WhyLive(reg, None, f"nested TLB miss at the load at {code[n[1]].loc.use_site} (the nested "
+                                          "handler in this file reads it, beyond the [nested] summary)")
             if summ is not None and (summ.everything or reg in summ.live_in):
                 label = {"rfi": "rfi (the interrupted context)"}.get(n[0], f"{n[0]} {n[1] if len(n) > 1 else ''}".strip())
                 if n[0] == "ext":

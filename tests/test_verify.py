@@ -424,3 +424,26 @@ def test_cli_inject_names_each_pv_call_in_the_users_file(capsys):
 def test_cli_inject_refuses_against():
     assert main(["verify", "-I", str(SAMPLES), "--inject", "--against", str(SAMPLES / "ivt_pv.S"),
                  str(SAMPLES / "ivt_pv.S")]) == 2
+
+
+def test_a_nested_handler_reading_beyond_its_summary_is_trusted_over_the_summary(tmp_path, capsys):
+    """Found by fuzzing transform + verify: ivt_tlb.S with its nested handler reading r18 on entry
+    (`extr.u r22=r18` for r16). The shipped [nested] summary says it reads r16, r29-r31 only, so
+    a clobber r18 before a continuation load looked free, and the transformed handler disagreed.
+    ivtx now checks the summary against the handler in the file and keeps what the code reads."""
+    text = (SAMPLES / "ivt_tlb.S").read_text()
+    old = "\textr.u r22=r16,0,61\t\t\t// offset inside the region"
+    assert old in text
+    src = tmp_path / "ivt_tlb.S"
+    src.write_text(text.replace(old, old.replace("r16,", "r18,")))
+    a = analyse(str(src), OPTS)
+    assert a.liveness.nested_beyond == {"nested_dtlb_miss": ["r18@0"]}
+    assert any("reads r18@0 on entry" in w.message for w in a.warnings)
+    thash = [s for s in a.sites if s.op is not None and s.op.name == "THASH" and s.region == "dirty_bit"]
+    assert thash and all("r18" not in s.free_gr for s in thash)
+    transform = pytest.importorskip("ivtx.transform").transform
+    res = transform(a, "pvops", "macro", options=OPTS, sizes="estimate")
+    assert res.ok
+    result = verify(a.program, res.program, trials=60, pv_model=scribbling_model, policy=a.policy)
+    assert result.ok, [h.mismatch.describe() for h in result.mismatches]
+    assert analyse(str(SAMPLES / "ivt_tlb.S"), OPTS).liveness.nested_beyond == {}
