@@ -12,7 +12,8 @@ stop or a taken branch), so every read in a group sees the value from the group'
 the allowed exceptions read the new value: a branch reading a predicate or branch register
 written earlier in its group.  A register read or written twice in a group is also logged
 as a dependency violation.  Memory and the TLB log change at once (memory dependences are
-allowed inside a group).
+allowed inside a group). A fault is precise: the writes of the instructions before the
+faulting one in its group happen, its own and the later ones do not.
 
 Semantics are per effects-table form (ivtx.effects): `interp_alu`, `interp_mem` and
 `interp_sys` register a compiler for each form they model.  An instruction whose form or
@@ -34,7 +35,7 @@ from string import Template
 from .cfg import CFG, build_cfg
 from .diag import Loc
 from .effects import effects_of
-from .interp_layout import Layout, code_point
+from .interp_layout import Layout
 from .interp_state import MASK64, Fault, Machine, NotModelled, mix64
 from .ir import Instruction, Program, PvCall
 from .pvcatalog import Catalog, default_catalog
@@ -288,7 +289,7 @@ class Interpreter:
                     if stop_after[pos]:
                         m.commit()
                         if falls_off[pos]:
-                            return Exit("fall-off", code_point(self.cfg, pos), pos)
+                            return Exit("fall-off", _region_end(self.cfg, pos), pos)
                     pos += 1
                     continue
                 m.commit()
@@ -299,7 +300,9 @@ class Interpreter:
                     r.pos = pos
                 return r
         except Fault as f:
-            m.discard()
+            # faults are precise: the instructions before the faulting one, its own group's
+            # included, have completed (their pending writes happen); it and what follows have not
+            m.commit()
             return Exit("fault", f.kind, pos)
         finally:
             m.steps = steps
@@ -384,3 +387,12 @@ class Interpreter:
 
 # the semantics modules register their forms in SEMANTICS (they import `semantics` from here)
 from . import interp_alu, interp_mem, interp_sys  # noqa: E402,F401
+
+
+def _region_end(cfg, pos: int) -> str:
+    """Where a run that falls off the end of its code region leaves: named by the region (its
+    last instruction's position moves when a transform adds code to it)."""
+    region = cfg.region_of(pos)
+    if region is None:
+        return "the end of the code"
+    return f"the end of {region.table}+{region.offset:#06x}" if region.is_vector else f"the end of {region.name}"

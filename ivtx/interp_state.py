@@ -393,13 +393,6 @@ class Machine:
             self.dirty.add("ar.unat")
             self.pend_unat.clear()
 
-    def discard(self) -> None:
-        """A fault: the faulting group's pending writes never happen."""
-        self.pend.clear()
-        self.pend_kind.clear()
-        self.pend_psr.clear()
-        self.pend_unat.clear()
-
     # ------------------------------------------------------------------ frames and RSE
 
     def set_cfm(self, cfm: int) -> None:

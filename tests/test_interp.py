@@ -438,3 +438,21 @@ def test_data_layout_aligns_data8_and_balign_like_the_assembler():
     base = lay.symbols["table"] & ~0xFFF
     assert lay.symbols["table"] % 8 == 0 and lay.symbols["table"] - base == 8
     assert lay.symbols["ua"] == lay.symbols["loose"] + 1  # data8.ua: no alignment
+
+
+def test_a_fault_is_precise_inside_its_group():
+    """`mov cr.iip=r17` then a NaT-consuming `mov cr.ipsr=r18` in one group: the fault is taken at
+    the second, and the first has completed (IA-64 faults are precise). The interpreter once
+    dropped the whole group, so a transform that put a stop between the two (a pv op ending its
+    group) looked like a behaviour change to verify (found by fuzzing transform + verify)."""
+    body = "\tmov cr.iip=r17\n\tmov cr.ipsr=r18\n\t;;\n\trfi\n"
+    res = run(body, {"r17@0": 0x4000, "r18@0": 5}, nats=("r18@0",))
+    assert res.exit.kind == "fault" and res.exit.target == "nat-consumption"
+    assert val(res, "cr.iip") == 0x4000
+    split = run(body.replace("\tmov cr.ipsr", "\t;;\n\tmov cr.ipsr"), {"r17@0": 0x4000, "r18@0": 5}, nats=("r18@0",))
+    assert split.exit.key() == res.exit.key() and val(split, "cr.iip") == 0x4000
+
+
+def test_falling_off_a_region_is_named_by_the_region_not_the_instruction():
+    res = run("\tmov r16=1\n\t;;\n\tmov r17=2\n\t;;\n")
+    assert res.exit.kind == "fall-off" and res.exit.target == "the end of ia64_ivt+0x0000"

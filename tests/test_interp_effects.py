@@ -221,7 +221,7 @@ def check_effects(insn, state) -> str:
     except NotModelled:
         return "not modelled"
     except Fault:
-        m.discard()
+        m.commit()  # faults are precise: what earlier instructions wrote happens, the faulting one writes nothing
         assert view(m, bank, bof) == before, "a faulting instruction changed state"
         return "fault"
     wrote = written(m, bank, bof)
