@@ -41,6 +41,16 @@ class Layout:
         self.addr: list[int] = []  # code position -> bundle address
         self.bundle_first: dict[int, int] = {}  # bundle address -> first code position in it
         self._scan(program)
+        # the return address of each br.call (the bundle after it), named as code_point names the
+        # instruction there, even when the call is the region's last (no code at that address)
+        self.after_call: dict[int, str] = {}
+        counts: dict = {}
+        for p, s in enumerate(cfg.code):
+            if isinstance(s, Instruction) and s.mnemonic.startswith(("br.call", "brl.call")):
+                region = cfg.region_of(p)
+                k = counts[id(region)] = counts.get(id(region), 0) + 1
+                rname = (f"{region.table}+{region.offset:#06x}" if region.is_vector else region.name) if region else "?"
+                self.after_call.setdefault(self.addr[p] + 16, f"{rname}/call{k}")
 
     def _scan(self, program: Program) -> None:
         from .cfg import _is_branch
@@ -173,6 +183,8 @@ class Layout:
         br.call after the label); a symbol outside the file "&name"; other values unchanged."""
         p = self.code_pos(value) if not value & 0xF else None
         if p is None:
+            if value in self.after_call:
+                return "@" + self.after_call[value]
             name = self.externals.get(value)
             return f"&{name}" if name else value
         return "@" + code_point(self.cfg, p)

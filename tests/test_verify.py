@@ -447,3 +447,22 @@ def test_a_nested_handler_reading_beyond_its_summary_is_trusted_over_the_summary
     result = verify(a.program, res.program, trials=60, pv_model=scribbling_model, policy=a.policy)
     assert result.ok, [h.mismatch.describe() for h in result.mismatches]
     assert analyse(str(SAMPLES / "ivt_tlb.S"), OPTS).liveness.nested_beyond == {}
+
+
+def test_a_call_at_the_end_of_a_region_returns_to_a_point_both_programs_name_alike():
+    """`br.call b6=f` as the last instruction of its vector, rp not traced: everything is compared
+    at the call, b6 included, and b6 holds the address after the call, where neither program has
+    code. That address is named by the call (region/callk), so code added before the call does not
+    make the runs disagree (found by fuzzing transform + verify)."""
+    native = parse_text(ivt(vector(0x5000, "v", "\tmov r16=1\n\t;;\n\tbr.call.sptk.many b6=ia64_bad_break\n")), "n.s")
+    moved = parse_text(ivt(vector(0x5000, "v", "\tmov r16=1\n\t;;\n" + "\tnop.i 0\n\t;;\n" * 4 +
+                                               "\tbr.call.sptk.many b6=ia64_bad_break\n")), "m.s")
+    result = verify(native, moved, trials=5)
+    assert result.ok, [h.mismatch.describe() for h in result.mismatches]
+
+
+def test_runs_that_both_hit_the_step_limit_are_inconclusive_not_a_disagreement():
+    loop = parse_text(ivt(vector(0x5000, "v", "1:\tadds r16=1,r16\n\t;;\n\tbr.sptk.many 1b\n\t;;\n")), "l.s")
+    other = parse_text(ivt(vector(0x5000, "v", "1:\tadds r16=1,r16\n\tnop.i 0\n\t;;\n\tbr.sptk.many 1b\n\t;;\n")), "o.s")
+    [h] = verify(loop, other, trials=2).handlers
+    assert h.status == "not modelled" and "both runs reach the step limit" in h.not_modelled
