@@ -126,7 +126,7 @@ def place_sequence(a, files: SourceFiles, g, items: list[str], tag, moved=None) 
         # `;; SITE ;;` text goes, the sequence takes lines of its own next to that line, between
         # stops (it was in a group of its own)
         start, end, direction, comment = landed
-        body = [it for it in items]
+        body = list(items)
         while body and body[0] == ";;":
             body.pop(0)
         # (the `;;` written next to the moved text in the input stay: no doubled stops)

@@ -19,6 +19,7 @@ from .diag import IvtxError
 def run_injection(path: str, opts, trials: int, seed: int):
     """(report, the program injected into: 'FILE' or its macro rendering, unresolved count)."""
     from .pipeline import analyse
+    from .selfcheck import _write
     from .transform import transform
     from .verify import inject_clobber_faults
 
@@ -28,10 +29,9 @@ def run_injection(path: str, opts, trials: int, seed: int):
         return None, f"the pvops macro rendering of {path}", len(res.unresolved)
     with tempfile.TemporaryDirectory(prefix="ivtx-inject-") as tmp:
         out = Path(tmp) / Path(path).name
-        out.write_text(res.text, encoding="utf-8")
-        for rel, text in list(res.headers.items()) + [(f"support/{r}", t) for r, t in res.support.items()]:
-            (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
-            (Path(tmp) / rel).write_text(text, encoding="utf-8")
+        support = [(f"support/{r}", t) for r, t in res.support.items()]
+        for rel, text in [(out.name, res.text), *res.headers.items(), *support]:
+            _write(Path(tmp) / rel, text)
         inc = [str(Path(tmp) / "support"), tmp] + list(opts.include_dirs) + [str(Path(path).resolve().parent)]
         try:
             b = analyse(str(out), replace(opts, include_dirs=inc))

@@ -35,7 +35,7 @@ from string import Template
 from .cfg import CFG, build_cfg
 from .diag import Loc
 from .effects import effects_of
-from .interp_layout import Layout
+from .interp_layout import Layout, region_label
 from .interp_state import MASK64, Fault, Machine, NotModelled, mix64
 from .ir import Instruction, Program, PvCall
 from .pvcatalog import Catalog, default_catalog
@@ -393,6 +393,4 @@ def _region_end(cfg, pos: int) -> str:
     """Where a run that falls off the end of its code region leaves: named by the region (its
     last instruction's position moves when a transform adds code to it)."""
     region = cfg.region_of(pos)
-    if region is None:
-        return "the end of the code"
-    return f"the end of {region.table}+{region.offset:#06x}" if region.is_vector else f"the end of {region.name}"
+    return "the end of the code" if region is None else f"the end of {region_label(region)}"

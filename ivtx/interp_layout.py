@@ -49,8 +49,7 @@ class Layout:
             if isinstance(s, Instruction) and s.mnemonic.startswith(("br.call", "brl.call")):
                 region = cfg.region_of(p)
                 k = counts[id(region)] = counts.get(id(region), 0) + 1
-                rname = (f"{region.table}+{region.offset:#06x}" if region.is_vector else region.name) if region else "?"
-                self.after_call.setdefault(self.addr[p] + 16, f"{rname}/call{k}")
+                self.after_call.setdefault(self.addr[p] + 16, f"{region_label(region)}/call{k}")
 
     def _scan(self, program: Program) -> None:
         from .cfg import _is_branch
@@ -190,13 +189,21 @@ class Layout:
         return "@" + code_point(self.cfg, p)
 
 
+def region_label(region) -> str:
+    """A code region as exits and code points name it: `ia64_ivt+0x1400` for a vector, else its
+    name ("?" for code outside any region)."""
+    if region is None:
+        return "?"
+    return f"{region.table}+{region.offset:#06x}" if region.is_vector else region.name
+
+
 def code_point(cfg: CFG, p: int) -> str:
     """A name for code position p that survives transformation (inserted code and labels):
     a named label there; right after the k-th br.call of its region, `region/callk` (pv-op
     calls a transform emits branch with br.cond, never br.call); the k-th definition of a
     numeric label in its region, `region/1#k`; else `region+N` (not stable)."""
     region = cfg.region_of(p)
-    rname = (f"{region.table}+{region.offset:#06x}" if region.is_vector else region.name) if region else "?"
+    rname = region_label(region)
     named = [n for n, q in cfg.labels.items() if q == p and not n[0].isdigit()]
     if named:
         return sorted(named)[0]

@@ -176,6 +176,3 @@ def _vector_sizes(cache: dict, after: Program, mode: str) -> "list[VectorSize]":
         out.append(VectorSize(rs.region.name, rs.region.offset, rs.region.slot, rs.bytes,
                               other.bytes if other else 0, sb.exact and sa.exact))
     return out
-
-
-# --------------------------------------------------------------------------- patches

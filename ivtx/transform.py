@@ -672,7 +672,7 @@ def _next_code_text(a, site: Site, files: SourceFiles) -> str | None:
     return statement_text(s)
 
 
-# --------------------------------------------------------------------------- the self-check
+# --------------------------------------------------------------------------- patches
 
 
 def unified_patch(original_path: str, original_text: str, new_text: str) -> str:

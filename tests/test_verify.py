@@ -374,23 +374,17 @@ def test_native_statements_keep_stops():
 
 
 @pytest.mark.parametrize("name", [p.name for p in SAMPLE_FILES if p.name != "ivt_unfixable.S"])
-def test_fault_injection_on_every_pv_call_the_transform_wrote(name, tmp_path):
+def test_fault_injection_on_every_pv_call_the_transform_wrote(name):
     """Must-show 2 over the transform's own choices: the pvops macro output of each sample, where
     every site is a pv call with the clobbers ivtx chose; at each call in turn a live register is
     forced in as the clobber. Every injection is caught, or the miss carries its explanation (the
     read that makes the register live ran, but the scribbled value reached nothing compared)."""
-    transform = pytest.importorskip("ivtx.transform").transform
+    from ivtx.inject import run_injection
+
     conv = str(SAMPLES / "linux-syscalls.toml") if name == "ivt_syscall.S" else None
-    opts = Options(include_dirs=[str(SAMPLES)], conventions=conv)
-    res = transform(analyse(str(SAMPLES / name), opts), "pvops", "macro", options=opts, sizes="estimate")
-    assert res.ok
-    out = tmp_path / name
-    out.write_text(res.text)
-    for rel, text in list(res.headers.items()) + [(f"sup/{r}", t) for r, t in res.support.items()]:
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
-    b = analyse(str(out), Options(include_dirs=[str(tmp_path / "sup"), str(tmp_path), str(SAMPLES)], conventions=conv))
-    report = inject_clobber_faults(b, trials=60)
+    report, _, unresolved = run_injection(str(SAMPLES / name), Options(include_dirs=[str(SAMPLES)], conventions=conv),
+                                          trials=60, seed=0)
+    assert report is not None and unresolved == 0
     assert report.baseline.ok, [h.mismatch.describe() for h in report.baseline.mismatches]
     assert report.attempted or name == "ivt_tight.S" and report.injections
     for inj in report.misses:
